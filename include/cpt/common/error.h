@@ -1,0 +1,44 @@
+#pragma once
+// Error kinds and the process exit codes they map to (DESIGN.md, CLI contract).
+
+#include <stdexcept>
+#include <string>
+
+namespace cpt {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,    // runtime failure
+  kExitBadInput = 2,   // bad usage, config or input
+  kExitPreempted = 75, // stopped by a signal after saving a checkpoint
+};
+
+// Bad usage, config or input: the user can fix it. Exit code 2.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A subcommand whose module has not landed yet. Exit code 2, so scripts do
+// not mistake it for a crash of working code.
+class NotBuiltYet : public InputError {
+ public:
+  NotBuiltYet(const std::string& what, const std::string& tracked_in);
+};
+
+// A config value that breaks a rule. Validators throw it with the full key
+// ("optimizer.lr") and a sentence about the value; the config loader turns it
+// into "file:line: key: sentence" because only it knows where the key came from.
+class ConfigValueError : public InputError {
+ public:
+  ConfigValueError(std::string key, const std::string& message);
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+// Maps an exception thrown out of a subcommand to the exit code.
+int exit_code_for(const std::exception& error);
+
+}  // namespace cpt

@@ -1,0 +1,46 @@
+#pragma once
+// What a config will cost before anything runs: sizes, token budget and a
+// per-rank memory estimate, so a 7B run can be planned on a laptop.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cpt/config/config.h"
+
+namespace cpt::train {
+
+struct MemoryEstimate {
+  int64_t weights = 0;      // fp32 master weights
+  int64_t gradients = 0;    // fp32 gradients
+  int64_t optimizer = 0;    // AdamW first and second moments (sharded under ZeRO-1)
+  int64_t activations = 0;  // saved for backward, one micro-batch in flight
+  int64_t total() const { return weights + gradients + optimizer + activations; }
+};
+
+struct Plan {
+  int64_t parameters = 0;
+  double flops_per_token = 0;          // training FLOPs, forward + backward
+  int64_t tokens_per_step = 0;         // global_batch_size * seq_len
+  int64_t steps = 0;
+  int64_t total_tokens = 0;
+  int world_size = 1;
+  int64_t micro_batches_per_rank = 0;  // gradient-accumulation steps on each rank
+  MemoryEstimate memory;               // per rank, as configured
+  MemoryEstimate memory_without_zero1; // per rank, replicated optimizer state
+  MemoryEstimate memory_with_zero1;    // per rank, optimizer state sharded over the world
+};
+
+// Activations are counted per token for the tensors a Llama block keeps for
+// backward (norm inputs, q/k/v, attention output, SwiGLU gate/up/product),
+// plus the fp32 logits and their gradient. With activation checkpointing only
+// each block's input is kept, plus one block being recomputed. Attention
+// scores are not counted: fused attention (SDPA/flash) does not store them.
+Plan make_plan(const config::Config& config, int world_size);
+
+nlohmann::ordered_json to_json(const Plan& plan);
+
+// A short human-readable table.
+std::string describe(const Plan& plan);
+
+}  // namespace cpt::train

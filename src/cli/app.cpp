@@ -1,0 +1,54 @@
+#include "cpt/cli/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "cpt/common/error.h"
+#include "cpt/common/log.h"
+#include "cpt/dist/env.h"
+
+namespace cpt::cli {
+
+int run(int argc, char** argv) {
+  init_logging("info", 0);
+  try {
+    CLI::App app{"cpt-train: continual pre-training of Llama models on domain data", "cpt-train"};
+    app.require_subcommand(0, 1);
+    app.fallthrough();  // --log-level may follow the subcommand
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "trace | debug | info | warn | error | off")->capture_default_str();
+
+    // `cpt-train --config X` is `cpt-train train --config X`.
+    auto top_train = std::make_unique<TrainArgs>();
+    add_train_flags(app, *top_train);
+
+    std::vector<Command> commands = {
+        add_train_command(app),    add_tokenize_command(app), add_data_command(app),    add_eval_command(app),
+        add_generate_command(app), add_merge_command(app),    add_version_command(app),
+    };
+
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      if (e.get_exit_code() == 0) return app.exit(e);  // --help
+      app.exit(e);
+      return kExitBadInput;
+    }
+
+    init_logging(log_level, dist::launch_env_from_environment().rank);
+    for (const Command& command : commands) {
+      if (command.app->parsed()) return command.run();
+    }
+    if (!top_train->config.empty()) return run_train(*top_train);
+    std::fprintf(stderr, "%s", app.help().c_str());
+    spdlog::error("no subcommand and no --config given; try `cpt-train --config configs/tiny.yaml --dry-run`");
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return exit_code_for(e);
+  }
+}
+
+}  // namespace cpt::cli

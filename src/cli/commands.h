@@ -1,0 +1,39 @@
+#pragma once
+// One registration function per subcommand (one file each). Each adds its
+// flags to `parent` and returns the action to run if it was chosen.
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cpt::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Flags shared by `cpt-train --config X` and `cpt-train train --config X`.
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+  bool json = false;
+  std::string resume = "auto";
+  int world_size = 0;  // 0: from the launcher's environment
+};
+
+void add_train_flags(CLI::App& app, TrainArgs& args);
+int run_train(const TrainArgs& args);
+
+Command add_train_command(CLI::App& parent);
+Command add_tokenize_command(CLI::App& parent);
+Command add_data_command(CLI::App& parent);
+Command add_eval_command(CLI::App& parent);
+Command add_generate_command(CLI::App& parent);
+Command add_merge_command(CLI::App& parent);
+Command add_version_command(CLI::App& parent);
+
+}  // namespace cpt::cli

@@ -1,0 +1,39 @@
+// cpt-train version [--json]
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "cpt/backend/build_info.h"
+#include "cpt/common/error.h"
+
+namespace cpt::cli {
+
+Command add_version_command(CLI::App& parent) {
+  auto json = std::make_shared<bool>(false);
+  CLI::App* app = parent.add_subcommand("version", "print the version and what this build links against");
+  app->add_flag("--json", *json, "print one JSON object");
+  return {app, [json]() -> int {
+            const backend::BuildInfo info = backend::build_info();
+            if (*json) {
+              nlohmann::ordered_json out = {{"version", CPT_VERSION},      {"git", CPT_GIT_DESCRIBE},
+                                            {"build_type", CPT_BUILD_TYPE}, {"libtorch", info.torch_version},
+                                            {"cuda_built", info.cuda_built}, {"cuda_devices", info.cuda_devices},
+                                            {"cpu_threads", info.cpu_threads}};
+              std::printf("%s\n", out.dump(2).c_str());
+              return kExitOk;
+            }
+            std::printf("cpt-train %s (git %s, %s build)\n", CPT_VERSION, CPT_GIT_DESCRIBE, CPT_BUILD_TYPE);
+            std::printf("LibTorch %s, %s, %d CPU threads\n", info.torch_version.c_str(),
+                        info.cuda_built ? fmt::format("CUDA build, {} device(s)", info.cuda_devices).c_str()
+                                        : "CPU-only build",
+                        info.cpu_threads);
+            return kExitOk;
+          }};
+}
+
+}  // namespace cpt::cli

@@ -1,0 +1,96 @@
+#include "cpt/train/plan.h"
+
+#include <fmt/format.h>
+
+#include "cpt/common/strings.h"
+#include "cpt/model/shape.h"
+
+namespace cpt::train {
+
+namespace {
+
+MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_size, bool zero1) {
+  const model::Shape& s = c.model.shape;
+  const int64_t tokens = c.train.micro_batch_size * c.data.seq_len;  // in flight on one rank
+  const int64_t bytes = c.train.precision == "bf16" ? 2 : 4;         // autocast activations
+  const int64_t kv_width = s.num_key_value_heads * s.head_dim();
+  // Per token in one block: two norm inputs and outputs (4d), q (d), k and v
+  // (2·kv), attention output and o_proj input (2d), gate, up, silu(gate) and
+  // their product (4·intermediate).
+  const int64_t block_elements = 7 * s.hidden_size + 2 * kv_width + 4 * s.intermediate_size;
+  const int64_t per_block = tokens * block_elements * bytes;
+  const int64_t blocks = c.train.activation_checkpointing
+                             ? s.num_hidden_layers * tokens * s.hidden_size * bytes + per_block
+                             : s.num_hidden_layers * per_block;
+  const int64_t logits = 2 * tokens * s.vocab_size * 4;  // fp32 logits and their gradient
+
+  MemoryEstimate m;
+  m.weights = 4 * parameters;
+  m.gradients = 4 * parameters;
+  m.optimizer = 8 * parameters;
+  if (zero1) m.optimizer = (m.optimizer + world_size - 1) / world_size;
+  m.activations = blocks + logits;
+  return m;
+}
+
+nlohmann::ordered_json memory_json(const MemoryEstimate& m) {
+  return {{"weights_bytes", m.weights},
+          {"gradients_bytes", m.gradients},
+          {"optimizer_bytes", m.optimizer},
+          {"activations_bytes", m.activations},
+          {"total_bytes", m.total()}};
+}
+
+}  // namespace
+
+Plan make_plan(const config::Config& c, int world_size) {
+  Plan p;
+  p.parameters = model::parameter_count(c.model.shape);
+  p.flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
+  p.tokens_per_step = c.train.global_batch_size * c.data.seq_len;
+  p.steps = c.train.steps;
+  p.total_tokens = p.tokens_per_step * p.steps;
+  p.world_size = world_size;
+  p.micro_batches_per_rank = c.train.global_batch_size / (c.train.micro_batch_size * world_size);
+  p.memory_without_zero1 = estimate(c, p.parameters, world_size, false);
+  p.memory_with_zero1 = estimate(c, p.parameters, world_size, true);
+  p.memory = c.distributed.zero1 ? p.memory_with_zero1 : p.memory_without_zero1;
+  return p;
+}
+
+nlohmann::ordered_json to_json(const Plan& p) {
+  return {{"parameters", p.parameters},
+          {"flops_per_token", p.flops_per_token},
+          {"tokens_per_step", p.tokens_per_step},
+          {"steps", p.steps},
+          {"total_tokens", p.total_tokens},
+          {"world_size", p.world_size},
+          {"micro_batches_per_rank", p.micro_batches_per_rank},
+          {"memory_per_rank", memory_json(p.memory)},
+          {"memory_per_rank_without_zero1", memory_json(p.memory_without_zero1)},
+          {"memory_per_rank_with_zero1", memory_json(p.memory_with_zero1)}};
+}
+
+std::string describe(const Plan& p) {
+  auto row = [](const char* name, const std::string& value) { return fmt::format("  {:<28} {}\n", name, value); };
+  std::string out = "plan:\n";
+  out += row("parameters", with_thousands(p.parameters));
+  out += row("training FLOPs per token", fmt::format("{:.4g}", p.flops_per_token));
+  out += row("tokens per step", with_thousands(p.tokens_per_step));
+  out += row("steps", with_thousands(p.steps));
+  out += row("total tokens", fmt::format("{} ({:.3g})", with_thousands(p.total_tokens), double(p.total_tokens)));
+  out += row("world size", std::to_string(p.world_size));
+  out += row("micro-batches per rank", std::to_string(p.micro_batches_per_rank));
+  out += "memory per rank (estimate):  with ZeRO-1 / without\n";
+  auto mem = [&](const char* name, int64_t with, int64_t without) {
+    out += fmt::format("  {:<28} {:>12} / {}\n", name, human_bytes(double(with)), human_bytes(double(without)));
+  };
+  mem("fp32 weights", p.memory_with_zero1.weights, p.memory_without_zero1.weights);
+  mem("fp32 gradients", p.memory_with_zero1.gradients, p.memory_without_zero1.gradients);
+  mem("AdamW moments", p.memory_with_zero1.optimizer, p.memory_without_zero1.optimizer);
+  mem("activations", p.memory_with_zero1.activations, p.memory_without_zero1.activations);
+  mem("total", p.memory_with_zero1.total(), p.memory_without_zero1.total());
+  return out;
+}
+
+}  // namespace cpt::train
