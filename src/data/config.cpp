@@ -8,6 +8,20 @@
 
 namespace cpt::data {
 
+namespace {
+
+// Name and prefix rules shared by training sources and eval sets.
+void validate_shard_entry(const std::string& key, const std::string& name, const std::string& prefix,
+                          std::set<std::string>& names, const char* kind) {
+  if (name.empty()) throw ConfigValueError(key + ".name", fmt::format("is missing; every {} needs a name", kind));
+  if (prefix.empty()) throw ConfigValueError(key + ".prefix", "is missing; give the shard path without .bin/.idx");
+  if (!names.insert(name).second) {
+    throw ConfigValueError(key + ".name", fmt::format("'{}' is used by two {}s; names must be unique", name, kind));
+  }
+}
+
+}  // namespace
+
 void validate(const Config& config) {
   if (config.seq_len <= 0) {
     throw ConfigValueError("data.seq_len", fmt::format("{} is invalid; it must be > 0", config.seq_len));
@@ -19,35 +33,21 @@ void validate(const Config& config) {
   for (size_t i = 0; i < config.sources.size(); ++i) {
     const Source& source = config.sources[i];
     const std::string key = fmt::format("data.sources[{}]", i);
-    if (source.name.empty()) throw ConfigValueError(key + ".name", "is missing; every source needs a name");
-    if (source.prefix.empty()) {
-      throw ConfigValueError(key + ".prefix", "is missing; give the shard path without .bin/.idx");
-    }
     if (!std::isfinite(source.weight) || source.weight <= 0.0) {
       throw ConfigValueError(key + ".weight",
                              fmt::format("{} is invalid; a weight must be > 0 (remove the source to stop using it)",
                                          source.weight));
     }
-    if (!names.insert(source.name).second) {
-      throw ConfigValueError(key + ".name", fmt::format("'{}' is used by two sources; names must be unique",
-                                                        source.name));
-    }
+    validate_shard_entry(key, source.name, source.prefix, names, "source");
   }
   names.clear();
   for (size_t i = 0; i < config.eval.size(); ++i) {
     const EvalSet& set = config.eval[i];
     const std::string key = fmt::format("data.eval[{}]", i);
-    if (set.name.empty()) throw ConfigValueError(key + ".name", "is missing; every eval set needs a name");
-    if (set.prefix.empty()) {
-      throw ConfigValueError(key + ".prefix", "is missing; give the shard path without .bin/.idx");
-    }
     if (set.max_batches <= 0) {
       throw ConfigValueError(key + ".max_batches", fmt::format("{} is invalid; it must be > 0", set.max_batches));
     }
-    if (!names.insert(set.name).second) {
-      throw ConfigValueError(key + ".name", fmt::format("'{}' is used by two eval sets; names must be unique",
-                                                        set.name));
-    }
+    validate_shard_entry(key, set.name, set.prefix, names, "eval set");
   }
 }
 
