@@ -1,9 +1,15 @@
 // cpt-train tokenize --tokenizer MODEL --input PATH... --output-prefix PREFIX
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 
 #include "commands.h"
 #include "cpt/common/error.h"
+#include "cpt/common/strings.h"
+#include "cpt/data/tokenize.h"
 
 namespace cpt::cli {
 
@@ -20,6 +26,53 @@ struct TokenizeArgs {
   bool strict = false;
 };
 
+std::string progress_line(const data::TokenizeProgress& p) {
+  const double rate = p.seconds > 0 ? static_cast<double>(p.bytes_done) / p.seconds : 0;
+  const double eta = rate > 0 ? static_cast<double>(p.bytes_total - p.bytes_done) / rate : 0;
+  return fmt::format("{} documents, {} tokens, {:.1f} MB/s, {:.0f}% of input, ETA {:.0f}s",
+                     with_thousands(p.documents), with_thousands(p.tokens), rate / 1e6,
+                     p.bytes_total ? 100.0 * static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total)
+                                   : 100.0,
+                     eta);
+}
+
+int run_tokenize(const TokenizeArgs& args) {
+  data::TokenizeOptions options;
+  options.tokenizer = args.tokenizer;
+  options.inputs = args.inputs;
+  options.output_prefix = args.output_prefix;
+  options.text_key = args.text_key;
+  options.workers = args.workers;
+  options.add_bos = !args.no_bos;
+  options.add_eos = !args.no_eos;
+  options.strict = args.strict;
+
+  // A live line on a terminal; a log line every 30 s in batch jobs.
+  const bool terminal = ::isatty(STDERR_FILENO) != 0;
+  double last_logged = 0;
+  auto on_progress = [&](const data::TokenizeProgress& p) {
+    if (terminal) {
+      std::fprintf(stderr, "\r%s\033[K", progress_line(p).c_str());
+    } else if (p.seconds - last_logged >= 30) {
+      last_logged = p.seconds;
+      spdlog::info("tokenize: {}", progress_line(p));
+    }
+  };
+  const data::TokenizeReport report = data::tokenize(options, on_progress);
+  if (terminal) std::fprintf(stderr, "\n");
+  for (const auto& file : report.files) {
+    if (file.bad_records > 0) {
+      spdlog::warn("{}: skipped {} bad records (first at {})", file.path, with_thousands(file.bad_records),
+                   file.first_bad);
+    }
+  }
+  spdlog::info("wrote {}.bin/.idx: {} documents, {} {} tokens in {:.1f}s ({:.1f} MB/s of input)",
+               args.output_prefix, with_thousands(report.documents), with_thousands(report.tokens),
+               data::dtype_name(report.dtype), report.seconds,
+               report.seconds > 0 ? static_cast<double>(report.input_bytes) / report.seconds / 1e6 : 0.0);
+  return kExitOk;
+}
+
 }  // namespace
 
 Command add_tokenize_command(CLI::App& parent) {
@@ -33,7 +86,7 @@ Command add_tokenize_command(CLI::App& parent) {
   app->add_flag("--no-bos", args->no_bos, "do not prepend BOS to each document");
   app->add_flag("--no-eos", args->no_eos, "do not append EOS to each document");
   app->add_flag("--strict", args->strict, "stop at the first bad line instead of counting and skipping it");
-  return {app, [args]() -> int { throw NotBuiltYet("cpt-train tokenize", "the data pipeline, issue #3"); }};
+  return {app, [args]() -> int { return run_tokenize(*args); }};
 }
 
 }  // namespace cpt::cli

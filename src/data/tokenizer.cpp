@@ -1,0 +1,124 @@
+#include "cpt/data/tokenizer.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <mutex>
+#include <stdexcept>
+
+#include "cpt/common/error.h"
+#include "sentencepiece_module.h"
+
+namespace fs = std::filesystem;
+
+namespace cpt::data {
+
+// The loaded libcpt_sentencepiece.so, shared by every Tokenizer.
+struct SentencePieceModule {
+  decltype(&cpt_spm_load) load;
+  decltype(&cpt_spm_free) free;
+  decltype(&cpt_spm_piece_size) piece_size;
+  decltype(&cpt_spm_bos_id) bos_id;
+  decltype(&cpt_spm_eos_id) eos_id;
+  decltype(&cpt_spm_encode) encode;
+  decltype(&cpt_spm_decode) decode;
+};
+
+namespace {
+
+constexpr const char* kModuleName = "libcpt_sentencepiece.so";
+
+// CPT_SENTENCEPIECE_MODULE, else beside the running executable or one level
+// up (tests live in build/tests/), else the build directory it was made in.
+std::vector<std::string> module_candidates() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("CPT_SENTENCEPIECE_MODULE")) candidates.emplace_back(env);
+  std::error_code error;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    candidates.push_back((exe.parent_path() / kModuleName).string());
+    candidates.push_back((exe.parent_path().parent_path() / kModuleName).string());
+    candidates.push_back((exe.parent_path().parent_path() / "lib" / kModuleName).string());
+  }
+  candidates.push_back(std::string(CPT_MODULE_DIR) + "/" + kModuleName);
+  return candidates;
+}
+
+template <class F>
+void bind(void* handle, const char* name, F& out) {
+  out = reinterpret_cast<F>(dlsym(handle, name));
+  if (out == nullptr) throw std::runtime_error(fmt::format("{} lacks {}", kModuleName, name));
+}
+
+}  // namespace
+
+static const SentencePieceModule& load_module() {
+  static std::once_flag once;
+  static SentencePieceModule module;
+  static std::string failure;
+  std::call_once(once, [] {
+    std::string tried;
+    for (const auto& path : module_candidates()) {
+      if (!fs::exists(path)) {
+        tried += " " + path;
+        continue;
+      }
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      if (handle == nullptr) {
+        failure = fmt::format("cannot load {}: {}", path, dlerror());
+        return;
+      }
+      bind(handle, "cpt_spm_load", module.load);
+      bind(handle, "cpt_spm_free", module.free);
+      bind(handle, "cpt_spm_piece_size", module.piece_size);
+      bind(handle, "cpt_spm_bos_id", module.bos_id);
+      bind(handle, "cpt_spm_eos_id", module.eos_id);
+      bind(handle, "cpt_spm_encode", module.encode);
+      bind(handle, "cpt_spm_decode", module.decode);
+      return;
+    }
+    failure = fmt::format("cannot find {} (looked at{}); set CPT_SENTENCEPIECE_MODULE to its path", kModuleName, tried);
+  });
+  if (!failure.empty()) throw std::runtime_error(failure);
+  return module;
+}
+
+Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path), module_(&load_module()) {
+  if (!fs::is_regular_file(model_path)) {
+    throw InputError(fmt::format("tokenizer '{}' does not exist or is not a file", model_path));
+  }
+  std::string error;
+  model_ = module_->load(model_path.c_str(), &error);
+  if (model_ == nullptr) {
+    throw InputError(fmt::format("cannot load SentencePiece model '{}': {}", model_path, error));
+  }
+}
+
+Tokenizer::~Tokenizer() {
+  if (model_ != nullptr) module_->free(model_);
+}
+
+void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {
+  ids.clear();
+  std::string error;
+  if (!module_->encode(model_, text.data(), text.size(), &ids, &error)) {
+    throw std::runtime_error(fmt::format("SentencePiece encode failed: {}", error));
+  }
+}
+
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  std::string text, error;
+  if (!module_->decode(model_, &ids, &text, &error)) {
+    throw std::runtime_error(fmt::format("SentencePiece decode failed: {}", error));
+  }
+  return text;
+}
+
+int Tokenizer::vocab_size() const { return module_->piece_size(model_); }
+int Tokenizer::bos_id() const { return module_->bos_id(model_); }
+int Tokenizer::eos_id() const { return module_->eos_id(model_); }
+
+}  // namespace cpt::data
