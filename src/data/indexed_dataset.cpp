@@ -228,9 +228,10 @@ IndexedDataset::IndexedDataset(const std::string& prefix)
     expected_pointer += length * item;
   }
   if (static_cast<int64_t>(bin_.size()) != expected_pointer) {
-    throw bad(bin_.path(), fmt::format("is {} bytes but '{}' describes {} bytes of {} tokens; the pair does not "
+    throw bad(bin_.path(), fmt::format("is {} bytes but '{}' describes {} bytes of {} {} tokens; the pair does not "
                                        "match or one is truncated",
-                                       bin_.size(), idx_path, expected_pointer, dtype_name(dtype_)));
+                                       bin_.size(), idx_path, expected_pointer, expected_pointer / item,
+                                       dtype_name(dtype_)));
   }
   tokens_ = expected_pointer / item;
 }

@@ -6,6 +6,7 @@
 
 #include "support/run_command.h"
 #include "support/temp_dir.h"
+#include "support/test_tokenizer.h"
 
 namespace cpt {
 namespace {
@@ -17,6 +18,14 @@ const std::string kBinary = CPT_BINARY;
 const std::string kConfigs = std::string(CPT_SOURCE_DIR) + "/configs/";
 
 CommandResult cpt_train(const std::string& args) { return run_command(kBinary + " " + args); }
+
+std::string squeeze_spaces(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c != ' ' || out.empty() || out.back() != ' ') out += c;
+  }
+  return out;
+}
 
 int count_lines(const std::string& text) {
   int lines = 0;
@@ -111,9 +120,7 @@ TEST(Cli, ModulesNotYetBuiltExitTwo) {
   testing::TempDir dir;
   const std::string file = dir.write("x.txt", "x");
   for (const std::string& args :
-       {"tokenize --tokenizer " + file + " --input " + file + " --output-prefix " + dir.file("out"),
-        "data inspect --prefix " + file, "data preview --config " + kConfigs + "tiny.yaml",
-        "eval --checkpoint " + dir.path() + " --prefix " + file, "generate --checkpoint " + dir.path() + " --prompt hi",
+       {"eval --checkpoint " + dir.path() + " --prefix " + file, "generate --checkpoint " + dir.path() + " --prompt hi",
         "merge --config " + file + " --output " + dir.file("merged")}) {
     const CommandResult r = cpt_train(args);
     EXPECT_EQ(r.exit_code, 2) << args;
@@ -131,6 +138,59 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_NE(level.err.find("--log-level 'loud' is not a level"), std::string::npos) << level.err;
 }
 
+// tokenize → data inspect → data preview, as a user would run them.
+TEST(Cli, TokenizeInspectAndPreviewADomainAndGeneralMix) {
+  testing::TempDir dir;
+  const auto& texts = testing::test_tokenizer().documents;
+  std::string domain, general;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    (i % 4 == 0 ? general : domain) += nlohmann::json{{"text", texts[i]}}.dump() + "\n";
+  }
+  const std::string model = testing::test_tokenizer().model;
+  for (const auto& [name, body] : {std::pair{"domain", domain}, {"general", general}}) {
+    const std::string input = dir.write(std::string(name) + ".jsonl", body);
+    const CommandResult r = cpt_train("tokenize --tokenizer " + model + " --input " + input + " --output-prefix " +
+                                      dir.file(name) + " --workers 2");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("wrote " + dir.file(name) + ".bin/.idx"), std::string::npos) << r.err;
+  }
+
+  const CommandResult inspect = cpt_train("data inspect --json --prefix " + dir.file("general"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  const auto stats = nlohmann::json::parse(inspect.out);
+  EXPECT_EQ(stats["documents"], (texts.size() + 3) / 4);
+  EXPECT_EQ(stats["dtype"], "uint16");
+  EXPECT_LE(stats["document_tokens"]["min"], stats["document_tokens"]["p50"]);
+
+  const std::string config = dir.write(
+      "mix.yaml", "model: {preset: tiny, vocab_size: 2000}\ntokenizer: " + model + "\ndata:\n  seq_len: 64\n"
+                  "  sources:\n    - {name: domain, prefix: " + dir.file("domain") + ", weight: 0.9}\n"
+                  "    - {name: general, prefix: " + dir.file("general") + ", weight: 0.1}\n");
+  const CommandResult preview = cpt_train("data preview --config " + config + " --samples 1000 --show 1");
+  ASSERT_EQ(preview.exit_code, 0) << preview.err;
+  const std::string table = squeeze_spaces(preview.out);
+  EXPECT_NE(table.find("domain 900 0.9000 0.9000 900.0"), std::string::npos) << preview.out;
+  EXPECT_NE(table.find("general 100 0.1000 0.1000 100.0"), std::string::npos) << preview.out;
+  EXPECT_NE(preview.out.find("sample 0 from domain"), std::string::npos) << preview.out;
+}
+
+TEST(Cli, BadShardsAndBadRecordsExitTwo) {
+  testing::TempDir dir;
+  const CommandResult missing = cpt_train("data inspect --prefix " + dir.file("nothing"));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("cannot open '" + dir.file("nothing") + ".idx'"), std::string::npos) << missing.err;
+  const std::string input = dir.write("bad.jsonl", "{\"text\": \"fine\"}\n{oops\n");
+  const CommandResult strict = cpt_train("tokenize --strict --tokenizer " + testing::test_tokenizer().model +
+                                         " --input " + input + " --output-prefix " + dir.file("out"));
+  EXPECT_EQ(strict.exit_code, 2);
+  EXPECT_NE(strict.err.find(input + ":2: invalid JSON"), std::string::npos) << strict.err;
+  const CommandResult lenient = cpt_train("tokenize --tokenizer " + testing::test_tokenizer().model + " --input " +
+                                          input + " --output-prefix " + dir.file("out"));
+  EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
+  EXPECT_NE(lenient.err.find("skipped 1 bad records (first at line 2: invalid JSON)"), std::string::npos)
+      << lenient.err;
+}
+
 TEST(Cli, VersionNamesLibTorch) {
   const CommandResult r = cpt_train("version --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -140,7 +200,9 @@ TEST(Cli, VersionNamesLibTorch) {
 }
 
 TEST(Cli, LogLinesCarryTheRank) {
-  const CommandResult r = run_command("RANK=1 WORLD_SIZE=2 " + kBinary + " --config " + kConfigs + "tiny.yaml --dry-run");
+  // The shards do not exist, so the dry run logs warnings.
+  const CommandResult r = run_command("RANK=1 WORLD_SIZE=2 " + kBinary + " --config " + kConfigs +
+                                      "tiny.yaml --dry-run --set data.sources.0.prefix=/nonexistent/shard");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("[rank 1]"), std::string::npos) << r.err;
 }

@@ -1,0 +1,181 @@
+#include "cpt/data/tokenize.h"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cpt/common/error.h"
+#include "cpt/data/indexed_dataset.h"
+#include "cpt/data/tokenizer.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+#include "support/test_tokenizer.h"
+
+namespace cpt::data {
+namespace {
+
+std::string jsonl(const std::vector<std::string>& texts) {
+  std::string out;
+  for (const auto& t : texts) out += nlohmann::json{{"text", t}}.dump() + "\n";
+  return out;
+}
+
+std::vector<std::vector<int64_t>> documents_of(const std::string& prefix) {
+  const IndexedDataset d(prefix);
+  std::vector<std::vector<int64_t>> docs;
+  for (int64_t i = 0; i < d.documents(); ++i) {
+    std::vector<int64_t> tokens(static_cast<size_t>(d.document_length(i)));
+    d.read_tokens(d.document_offset(i), d.document_length(i), tokens.data());
+    docs.push_back(tokens);
+  }
+  return docs;
+}
+
+TokenizeOptions options_for(const std::string& input, const std::string& prefix, int workers = 2) {
+  TokenizeOptions o;
+  o.tokenizer = testing::test_tokenizer().model;
+  o.inputs = {input};
+  o.output_prefix = prefix;
+  o.workers = workers;
+  return o;
+}
+
+// The reference: Debian's spm_encode, one document per line.
+std::vector<std::vector<int64_t>> spm_encode(const std::vector<std::string>& texts, const testing::TempDir& dir) {
+  std::string plain;
+  for (const auto& t : texts) plain += t + "\n";
+  const std::string path = dir.write("plain.txt", plain);
+  const testing::CommandResult r =
+      testing::run_command("spm_encode --model=" + testing::test_tokenizer().model + " --output_format=id " + path);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::vector<int64_t>> docs;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::vector<int64_t> ids{1};  // BOS
+    std::istringstream words(line);
+    for (int64_t id; words >> id;) ids.push_back(id);
+    ids.push_back(2);  // EOS
+    docs.push_back(ids);
+  }
+  return docs;
+}
+
+TEST(Tokenize, IdsEqualSpmEncodeWithBosAndEosInInputOrder) {
+  testing::TempDir dir;
+  const auto& texts = testing::test_tokenizer().documents;
+  ASSERT_GT(texts.size(), 3000u) << "enough documents for several chunks per worker";
+  const std::string input = dir.write("docs.jsonl", jsonl(texts));
+  const TokenizeReport report = tokenize(options_for(input, dir.file("out"), 3));
+  EXPECT_EQ(report.documents, static_cast<int64_t>(texts.size()));
+  EXPECT_EQ(report.dtype, TokenDtype::kUint16);
+  const auto ours = documents_of(dir.file("out"));
+  const auto reference = spm_encode(texts, dir);
+  ASSERT_EQ(ours.size(), reference.size());
+  for (size_t i = 0; i < ours.size(); ++i) ASSERT_EQ(ours[i], reference[i]) << "document " << i;
+}
+
+TEST(Tokenize, OneWorkerAndManyWorkersWriteTheSameBytes) {
+  testing::TempDir dir;
+  const std::string input = dir.write("docs.jsonl", jsonl(testing::test_tokenizer().documents));
+  tokenize(options_for(input, dir.file("one"), 1));
+  tokenize(options_for(input, dir.file("four"), 4));
+  EXPECT_EQ(testing::read_file(dir.file("one.bin")), testing::read_file(dir.file("four.bin")));
+  EXPECT_EQ(testing::read_file(dir.file("one.idx")), testing::read_file(dir.file("four.idx")));
+}
+
+TEST(Tokenize, ReadsGzipZstdAndTextFiles) {
+  testing::TempDir dir;
+  const std::vector<std::string> texts(testing::test_tokenizer().documents.begin(),
+                                       testing::test_tokenizer().documents.begin() + 50);
+  const std::string input = dir.write("docs.jsonl", jsonl(texts));
+  ASSERT_EQ(std::system(("gzip -k " + input + " && zstd -q -k " + input).c_str()), 0);
+  tokenize(options_for(input, dir.file("plain")));
+  tokenize(options_for(input + ".gz", dir.file("gz")));
+  tokenize(options_for(input + ".zst", dir.file("zst")));
+  EXPECT_EQ(testing::read_file(dir.file("plain.bin")), testing::read_file(dir.file("gz.bin")));
+  EXPECT_EQ(testing::read_file(dir.file("plain.bin")), testing::read_file(dir.file("zst.bin")));
+
+  // A .txt file is one document, newlines and all.
+  const std::string txt = dir.write("one.txt", texts[0] + "\n" + texts[1]);
+  TokenizeOptions o = options_for(txt, dir.file("txt"));
+  o.inputs.push_back(input);
+  const TokenizeReport report = tokenize(o);
+  EXPECT_EQ(report.documents, 51);
+  EXPECT_EQ(report.files[0].documents, 1);
+}
+
+TEST(Tokenize, BosAndEosCanBeLeftOut) {
+  testing::TempDir dir;
+  const std::string input = dir.write("docs.jsonl", jsonl({"hello world"}));
+  TokenizeOptions o = options_for(input, dir.file("bare"));
+  o.add_bos = false;
+  o.add_eos = false;
+  tokenize(o);
+  const auto docs = documents_of(dir.file("bare"));
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_NE(docs[0].front(), 1);
+  EXPECT_NE(docs[0].back(), 2);
+}
+
+TEST(Tokenize, CountsBadRecordsPerFileAndKeepsTheRest) {
+  testing::TempDir dir;
+  const std::string input = dir.write("mixed.jsonl",
+                                      "{\"text\": \"good one\"}\n"
+                                      "not json\n"
+                                      "{\"body\": \"wrong key\"}\n"
+                                      "{\"text\": 42}\n"
+                                      "[1, 2]\n"
+                                      "{\"text\": \"bad \xff byte\"}\n"
+                                      "{\"text\": \"good two\"}\n");
+  const TokenizeReport report = tokenize(options_for(input, dir.file("out")));
+  EXPECT_EQ(report.documents, 2);
+  EXPECT_EQ(report.files[0].bad_records, 5);
+  EXPECT_EQ(report.files[0].first_bad, "line 2: invalid JSON");
+}
+
+TEST(Tokenize, StrictStopsAtTheFirstBadRecordAndWritesNothing) {
+  testing::TempDir dir;
+  const std::string input = dir.write("mixed.jsonl", "{\"text\": \"good\"}\n{\"text\": \"x\"}\n{\"txt\": \"y\"}\n");
+  TokenizeOptions o = options_for(input, dir.file("out"));
+  o.strict = true;
+  try {
+    tokenize(o);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), input + ":3: no \"text\" key (--strict stops at the first bad record)");
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.bin")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.idx")));
+}
+
+TEST(Tokenize, ReportsBadInputsBeforeWork) {
+  testing::TempDir dir;
+  const std::string input = dir.write("docs.jsonl", jsonl({"a"}));
+  EXPECT_THROW(tokenize(options_for(dir.file("missing.jsonl"), dir.file("out"))), InputError);
+  EXPECT_THROW(tokenize(options_for(dir.write("doc.pdf", "x"), dir.file("out"))), InputError);
+  EXPECT_THROW(tokenize(options_for(input, dir.file("no/such/dir/out"))), InputError);
+  TokenizeOptions o = options_for(input, dir.file("out"));
+  o.tokenizer = dir.file("nope.model");
+  EXPECT_THROW(tokenize(o), InputError);
+  const std::string broken = dir.write("broken.jsonl.zst", "definitely not zstd");
+  EXPECT_THROW(tokenize(options_for(broken, dir.file("out"))), InputError);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.bin")));
+}
+
+TEST(Tokenizer, DecodesWhatItEncodes) {
+  const Tokenizer tokenizer(testing::test_tokenizer().model);
+  EXPECT_EQ(tokenizer.vocab_size(), 2000);
+  EXPECT_EQ(tokenizer.bos_id(), 1);
+  EXPECT_EQ(tokenizer.eos_id(), 2);
+  std::vector<int> ids;
+  const std::string text = "A compiler translates source code. Ünïcödé survives via byte fallback: 日本";
+  tokenizer.encode(text, ids);
+  EXPECT_EQ(tokenizer.decode(ids), text);
+}
+
+}  // namespace
+}  // namespace cpt::data
