@@ -119,14 +119,14 @@ void IndexedDatasetWriter::add_document(const int32_t* tokens, size_t count) {
     throw InputError(fmt::format("{}: a document of {} tokens exceeds the format's int32 length", prefix_, count));
   }
   if (dtype_ == TokenDtype::kUint16) {
-    std::vector<uint16_t> narrow(count);
+    narrow_.resize(count);
     for (size_t i = 0; i < count; ++i) {
       if (tokens[i] < 0 || tokens[i] > 65535) {
         throw InputError(fmt::format("{}: token id {} does not fit uint16", prefix_, tokens[i]));
       }
-      narrow[i] = static_cast<uint16_t>(tokens[i]);
+      narrow_[i] = static_cast<uint16_t>(tokens[i]);
     }
-    write_bytes(narrow.data(), count * 2);
+    write_bytes(narrow_.data(), count * 2);
   } else {
     write_bytes(tokens, count * 4);
   }

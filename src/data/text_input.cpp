@@ -225,40 +225,108 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
-bool document_text(const std::string& record, InputFormat format, const std::string& text_key, std::string& text,
-                   std::string& reason) {
-  if (format == InputFormat::kText) {
-    if (!valid_utf8(record)) {
-      reason = "invalid UTF-8";
-      return false;
+namespace {
+
+// Pulls one top-level string field out of a JSON object without building
+// the whole document tree: a JSONL line is parsed once per document, so the
+// DOM's allocations would cost more than the parse.
+class TextFieldFinder : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit TextFieldFinder(const std::string& key) : key_(key) {}
+
+  bool null() override { return value("null"); }
+  bool boolean(bool) override { return value("a boolean"); }
+  bool number_integer(number_integer_t) override { return value("a number"); }
+  bool number_unsigned(number_unsigned_t) override { return value("a number"); }
+  bool number_float(number_float_t, const string_t&) override { return value("a number"); }
+  bool string(string_t& val) override {
+    if (depth_ == 1 && at_key_) {
+      found_ = true;
+      text_ = std::move(val);
     }
-    text = record;
+    at_key_ = false;
     return true;
   }
+  bool binary(binary_t&) override { return value("binary"); }
+  bool start_object(std::size_t) override { return open(true); }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_array() override { return close(); }
+  bool key(string_t& val) override {
+    at_key_ = depth_ == 1 && val == key_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    syntax_error_ = true;
+    return false;
+  }
+
+  bool syntax_error() const { return syntax_error_; }
+  bool top_is_object() const { return top_is_object_; }
+  bool found() const { return found_; }
+  const char* wrong_kind() const { return wrong_kind_; }
+  std::string& text() { return text_; }
+
+ private:
+  bool value(const char* kind) {
+    if (depth_ == 1 && at_key_) wrong_kind_ = kind;
+    at_key_ = false;
+    return true;
+  }
+  bool open(bool object) {
+    if (depth_ == 0) top_is_object_ = object;
+    if (depth_ == 1 && at_key_) wrong_kind_ = object ? "an object" : "a list";
+    at_key_ = false;
+    ++depth_;
+    return true;
+  }
+  bool close() {
+    --depth_;
+    return true;
+  }
+
+  const std::string& key_;
+  int depth_ = 0;
+  bool at_key_ = false;
+  bool found_ = false;
+  bool syntax_error_ = false;
+  bool top_is_object_ = false;
+  const char* wrong_kind_ = nullptr;
+  std::string text_;
+};
+
+}  // namespace
+
+bool document_text(std::string_view record, InputFormat format, const std::string& text_key, std::string& text,
+                   std::string& reason) {
   // Checked first so that a broken byte is reported as such, not as bad JSON.
   if (!valid_utf8(record)) {
     reason = "invalid UTF-8";
     return false;
   }
-  nlohmann::json json = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
+  if (format == InputFormat::kText) {
+    text.assign(record);
+    return true;
+  }
+  TextFieldFinder finder(text_key);
+  nlohmann::json::sax_parse(record.begin(), record.end(), &finder);
+  if (finder.syntax_error()) {
     reason = "invalid JSON";
     return false;
   }
-  if (!json.is_object()) {
+  if (!finder.top_is_object()) {
     reason = "not a JSON object";
     return false;
   }
-  auto it = json.find(text_key);
-  if (it == json.end()) {
+  if (finder.wrong_kind() != nullptr) {
+    reason = fmt::format("\"{}\" is {}, not a string", text_key, finder.wrong_kind());
+    return false;
+  }
+  if (!finder.found()) {
     reason = fmt::format("no \"{}\" key", text_key);
     return false;
   }
-  if (!it->is_string()) {
-    reason = fmt::format("\"{}\" is not a string", text_key);
-    return false;
-  }
-  text = it->get<std::string>();
+  text = std::move(finder.text());
   return true;
 }
 

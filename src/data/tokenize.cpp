@@ -23,17 +23,21 @@ namespace {
 constexpr size_t kChunkBytes = 256 << 10;
 constexpr size_t kChunkRecords = 1024;
 
+// Records travel in one buffer per chunk, and tokens come back in one
+// vector per chunk: per-document allocations cost more than the JSON parse.
 struct Chunk {
   int64_t sequence = 0;  // position in input order
   size_t file = 0;
-  std::vector<std::string> records;
+  std::string data;           // the records, back to back
+  std::vector<size_t> ends;   // end offset of each record in data
   std::vector<int64_t> lines;
 };
 
 struct Encoded {
   size_t file = 0;
-  std::vector<std::vector<int32_t>> documents;
-  std::vector<std::string> bad;  // "line N: reason", in order
+  std::vector<int32_t> tokens;     // every document's tokens, back to back
+  std::vector<size_t> ends;        // end offset of each document in tokens
+  std::vector<std::string> bad;    // "line N: reason", in order
 };
 
 // Encoded chunks wait here until every chunk before them is written.
@@ -139,7 +143,6 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         RecordReader records(files[f]);
         Chunk chunk;
         chunk.file = f;
-        size_t chunk_bytes = 0;
         std::string record;
         int64_t line = 0;
         auto flush = [&] {
@@ -148,15 +151,15 @@ TokenizeReport tokenize(const TokenizeOptions& options,
           work.push(std::move(chunk));
           chunk = Chunk{};
           chunk.file = f;
-          chunk_bytes = 0;
+          chunk.data.reserve(kChunkBytes + (kChunkBytes >> 2));
         };
         while (!failed && records.next(record, line)) {
-          chunk_bytes += record.size();
-          chunk.records.push_back(std::move(record));
+          chunk.data += record;
+          chunk.ends.push_back(chunk.data.size());
           chunk.lines.push_back(line);
-          if (chunk_bytes >= kChunkBytes || chunk.records.size() >= kChunkRecords) flush();
+          if (chunk.data.size() >= kChunkBytes || chunk.ends.size() >= kChunkRecords) flush();
         }
-        if (!chunk.records.empty()) flush();
+        if (!chunk.ends.empty()) flush();
         finished_files_bytes += fs::file_size(files[f].path);
         bytes_done = finished_files_bytes;
       }
@@ -177,19 +180,21 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         while (auto chunk = work.pop()) {
           Encoded encoded;
           encoded.file = chunk->file;
+          encoded.tokens.reserve(chunk->data.size() / 3);
           const InputFile& file = files[chunk->file];
-          for (size_t r = 0; r < chunk->records.size(); ++r) {
-            if (!document_text(chunk->records[r], file.format, options.text_key, text, reason)) {
+          size_t begin = 0;
+          for (size_t r = 0; r < chunk->ends.size(); ++r) {
+            const std::string_view record(chunk->data.data() + begin, chunk->ends[r] - begin);
+            begin = chunk->ends[r];
+            if (!document_text(record, file.format, options.text_key, text, reason)) {
               encoded.bad.push_back(fmt::format("line {}: {}", chunk->lines[r], reason));
               continue;
             }
             tokenizer.encode(text, ids);
-            std::vector<int32_t> doc;
-            doc.reserve(ids.size() + 2);
-            if (options.add_bos) doc.push_back(tokenizer.bos_id());
-            doc.insert(doc.end(), ids.begin(), ids.end());
-            if (options.add_eos) doc.push_back(tokenizer.eos_id());
-            encoded.documents.push_back(std::move(doc));
+            if (options.add_bos) encoded.tokens.push_back(tokenizer.bos_id());
+            encoded.tokens.insert(encoded.tokens.end(), ids.begin(), ids.end());
+            if (options.add_eos) encoded.tokens.push_back(tokenizer.eos_id());
+            encoded.ends.push_back(encoded.tokens.size());
           }
           reorder.put(chunk->sequence, std::move(encoded));
         }
@@ -228,8 +233,12 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         if (file.bad_records == 0) file.first_bad = encoded.bad.front();
         file.bad_records += static_cast<int64_t>(encoded.bad.size());
       }
-      for (const auto& doc : encoded.documents) writer.add_document(doc.data(), doc.size());
-      file.documents += static_cast<int64_t>(encoded.documents.size());
+      size_t begin = 0;
+      for (size_t end : encoded.ends) {
+        writer.add_document(encoded.tokens.data() + begin, end - begin);
+        begin = end;
+      }
+      file.documents += static_cast<int64_t>(encoded.ends.size());
       const auto now = std::chrono::steady_clock::now();
       if (on_progress && now - last_progress > std::chrono::milliseconds(500)) {
         last_progress = now;

@@ -49,6 +49,7 @@ class IndexedDatasetWriter {
   std::string bin_temp_, idx_temp_;
   int fd_ = -1;
   std::vector<uint8_t> buffer_;
+  std::vector<uint16_t> narrow_;  // reused per document
   std::vector<int32_t> lengths_;
   int64_t tokens_ = 0;
   bool finished_ = false;

@@ -49,7 +49,7 @@ bool valid_utf8(std::string_view text);
 
 // The document text of a record, or empty with `reason` set: invalid JSON,
 // not an object, missing key, value not a string, invalid UTF-8.
-bool document_text(const std::string& record, InputFormat format, const std::string& text_key, std::string& text,
+bool document_text(std::string_view record, InputFormat format, const std::string& text_key, std::string& text,
                    std::string& reason);
 
 }  // namespace cpt::data
