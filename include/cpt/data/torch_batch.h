@@ -1,0 +1,23 @@
+#pragma once
+// The last hand-off of a micro-batch to LibTorch. Only torch-facing code
+// includes this header.
+
+#include <torch/types.h>
+
+#include "cpt/data/loader.h"
+
+namespace cpt::data {
+
+struct TorchBatch {
+  torch::Tensor tokens;   // (micro_batch, seq_len) int64
+  torch::Tensor targets;  // (micro_batch, seq_len) int64
+  // (micro_batch, seq_len) int64: position of each token within its document,
+  // for position resets; starts at 0 wherever a document begins.
+  torch::Tensor positions;
+};
+
+// Wraps the batch's buffers without copying: the tensors own the moved-in
+// MicroBatch storage. `positions` is filled from the document starts.
+TorchBatch to_torch(MicroBatch&& batch);
+
+}  // namespace cpt::data
