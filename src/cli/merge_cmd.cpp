@@ -1,9 +1,15 @@
-// cpt-train merge --config MERGE.yaml --output DIR   (mergekit's YAML schema)
+// cpt-train merge --config MERGE.yaml --output DIR [--random-seed N]   (mergekit's YAML schema)
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 
 #include "commands.h"
 #include "cpt/common/error.h"
+#include "cpt/common/strings.h"
+#include "cpt/merge/merge.h"
 
 namespace cpt::cli {
 
@@ -12,7 +18,37 @@ namespace {
 struct MergeArgs {
   std::string config;
   std::string output;
+  uint64_t seed = 0;
+  int threads = 0;
 };
+
+int run_merge(const MergeArgs& args) {
+  merge::MergeOptions options;
+  options.config = args.config;
+  options.output = args.output;
+  options.seed = args.seed;
+  options.threads = args.threads;
+  const bool terminal = ::isatty(STDERR_FILENO) != 0;
+  double last_logged = 0;
+  auto on_progress = [&](const merge::MergeProgress& p) {
+    const double rate = p.seconds > 0 ? static_cast<double>(p.bytes_done) / p.seconds : 0;
+    const double eta = rate > 0 ? static_cast<double>(p.bytes_total - p.bytes_done) / rate : 0;
+    const std::string line = fmt::format("{}/{} tensors, {:.2f}/{:.2f} GB, ETA {:.0f}s", p.tensors_done,
+                                         p.tensors_total, static_cast<double>(p.bytes_done) / 1e9,
+                                         static_cast<double>(p.bytes_total) / 1e9, eta);
+    if (terminal) {
+      std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    } else if (p.seconds - last_logged >= 30) {
+      last_logged = p.seconds;
+      spdlog::info("merge: {}", line);
+    }
+  };
+  const merge::MergeReport report = merge::merge_models(options, on_progress);
+  if (terminal) std::fprintf(stderr, "\n");
+  spdlog::info("wrote {}: {} tensors, {} in {} shard(s), {:.1f}s", args.output, report.tensors,
+               human_bytes(static_cast<double>(report.output_bytes)), report.shards, report.seconds);
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -22,7 +58,9 @@ Command add_merge_command(CLI::App& parent) {
   app->add_option("--config", args->config, "mergekit merge configuration (YAML)")->required()
       ->check(CLI::ExistingFile);
   app->add_option("--output", args->output, "directory for the merged Hugging Face model")->required();
-  return {app, [args]() -> int { throw NotBuiltYet("cpt-train merge", "model merging, issue #6"); }};
+  app->add_option("--random-seed", args->seed, "seed of DARE's random drop")->capture_default_str();
+  app->add_option("--threads", args->threads, "worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  return {app, [args]() -> int { return run_merge(*args); }};
 }
 
 }  // namespace cpt::cli

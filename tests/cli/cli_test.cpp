@@ -121,7 +121,7 @@ TEST(Cli, ModulesNotYetBuiltExitTwo) {
   const std::string file = dir.write("x.txt", "x");
   for (const std::string& args :
        {"eval --checkpoint " + dir.path() + " --prefix " + file, "generate --checkpoint " + dir.path() + " --prompt hi",
-        "merge --config " + file + " --output " + dir.file("merged")}) {
+}) {
     const CommandResult r = cpt_train(args);
     EXPECT_EQ(r.exit_code, 2) << args;
     EXPECT_NE(r.err.find("is not built yet"), std::string::npos) << args << ": " << r.err;

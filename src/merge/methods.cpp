@@ -1,0 +1,479 @@
+#include "cpt/merge/methods.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fmt/format.h>
+#include <deque>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "cpt/common/error.h"
+#include "cpt/common/strings.h"
+
+namespace cpt::merge {
+
+namespace {
+
+constexpr int64_t kChunk = 1 << 20;  // elements per chunk: 4 MB of fp32 per buffer
+
+enum class Sparsify { kNone, kMagnitude, kRandom, kMagnitudeOutliers };
+enum class Consensus { kNone, kSum, kCount };
+
+struct TaskArithmeticKind {
+  Consensus consensus;
+  Sparsify sparsify;
+};
+
+TaskArithmeticKind kind_of(const std::string& method) {
+  if (method == "task_arithmetic") return {Consensus::kNone, Sparsify::kNone};
+  if (method == "ties") return {Consensus::kSum, Sparsify::kMagnitude};
+  if (method == "dare_ties") return {Consensus::kSum, Sparsify::kRandom};
+  if (method == "dare_linear") return {Consensus::kNone, Sparsify::kRandom};
+  if (method == "breadcrumbs") return {Consensus::kNone, Sparsify::kMagnitudeOutliers};
+  return {Consensus::kSum, Sparsify::kMagnitudeOutliers};  // breadcrumbs_ties
+}
+
+// Runs fn(scratch, chunk, offset, count) over every chunk of [0, numel) on
+// `threads` threads. Per-chunk results go into per-chunk slots, so sums are
+// added in chunk order and do not depend on the thread count.
+struct Scratch {
+  std::deque<std::vector<float>> buffers;  // a deque: growing it keeps references to earlier buffers valid
+  std::vector<float>& buffer(size_t i, int64_t size) {
+    if (buffers.size() <= i) buffers.resize(i + 1);
+    if (buffers[i].size() < static_cast<size_t>(size)) buffers[i].resize(static_cast<size_t>(size));
+    return buffers[i];
+  }
+};
+
+template <class F>
+void for_chunks(int64_t numel, int threads, F fn) {
+  const int64_t chunks = (numel + kChunk - 1) / kChunk;
+  std::atomic<int64_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    Scratch scratch;
+    try {
+      for (int64_t c; (c = next++) < chunks;) {
+        const int64_t offset = c * kChunk;
+        fn(scratch, c, offset, std::min(kChunk, numel - offset));
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+      next = chunks;
+    }
+  };
+  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+double param(const MergeTask& task, const std::string& name) { return task.params.at(name); }
+
+void linear(const MergeTask& task, const ChunkSink& sink, int threads) {
+  double total = 0;
+  for (const auto& in : task.inputs) total += in.params.at("weight");
+  const bool normalize = param(task, "normalize") != 0;
+  const float scale = normalize && std::fabs(total) > 0 ? static_cast<float>(1.0 / total) : 1.0f;
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
+    auto& out = s.buffer(0, count);
+    auto& x = s.buffer(1, count);
+    std::fill(out.begin(), out.begin() + count, 0.0f);
+    for (const auto& in : task.inputs) {
+      in.read(offset, count, x.data());
+      const auto w = static_cast<float>(in.params.at("weight"));
+      for (int64_t i = 0; i < count; ++i) out[static_cast<size_t>(i)] += w * x[static_cast<size_t>(i)];
+    }
+    for (int64_t i = 0; i < count; ++i) out[static_cast<size_t>(i)] *= scale;
+    sink(offset, out.data(), count);
+  });
+}
+
+void slerp(const MergeTask& task, const ChunkSink& sink, int threads) {
+  const TensorInput& a = task.inputs[static_cast<size_t>(task.base)];
+  const TensorInput& b = task.inputs[static_cast<size_t>(1 - task.base)];
+  const double t = param(task, "t");
+  const int64_t chunks = (task.numel + kChunk - 1) / kChunk;
+  std::vector<double> aa(static_cast<size_t>(chunks)), bb(static_cast<size_t>(chunks)), ab(static_cast<size_t>(chunks));
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
+    auto& x = s.buffer(0, count);
+    auto& y = s.buffer(1, count);
+    a.read(offset, count, x.data());
+    b.read(offset, count, y.data());
+    double sa = 0, sb = 0, sab = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const double p = x[static_cast<size_t>(i)], q = y[static_cast<size_t>(i)];
+      sa += p * p;
+      sb += q * q;
+      sab += p * q;
+    }
+    aa[static_cast<size_t>(c)] = sa;
+    bb[static_cast<size_t>(c)] = sb;
+    ab[static_cast<size_t>(c)] = sab;
+  });
+  double na = 0, nb = 0, dot = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    na += aa[static_cast<size_t>(c)];
+    nb += bb[static_cast<size_t>(c)];
+    dot += ab[static_cast<size_t>(c)];
+  }
+  na = std::sqrt(na);
+  nb = std::sqrt(nb);
+  // The copies are normalised only when their norm is above 1e-8, as mergekit does.
+  dot /= (na > 1e-8 ? na : 1.0) * (nb > 1e-8 ? nb : 1.0);
+  double s0, s1;
+  if (std::fabs(dot) > 0.9995) {
+    s0 = 1 - t;  // nearly parallel: plain interpolation
+    s1 = t;
+  } else {
+    const double theta = std::acos(dot);
+    const double sin_theta = std::sin(theta);
+    s0 = std::sin((1 - t) * theta) / sin_theta;
+    s1 = std::sin(t * theta) / sin_theta;
+  }
+  const auto f0 = static_cast<float>(s0), f1 = static_cast<float>(s1);
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
+    auto& x = s.buffer(0, count);
+    auto& y = s.buffer(1, count);
+    a.read(offset, count, x.data());
+    b.read(offset, count, y.data());
+    for (int64_t i = 0; i < count; ++i) x[static_cast<size_t>(i)] = f0 * x[static_cast<size_t>(i)] + f1 * y[static_cast<size_t>(i)];
+    sink(offset, x.data(), count);
+  });
+}
+
+// Membership in the lowest r ranks of |delta| in ascending order, ties broken
+// by index: value < cut, or value == cut at an index <= last_equal.
+struct RankCut {
+  float value = std::numeric_limits<float>::infinity();
+  int64_t last_equal = -1;
+  bool below(float v, int64_t index) const { return v < value || (v == value && index <= last_equal); }
+};
+
+// |x − base| of one input, over the whole tensor.
+void abs_delta(const MergeTask& task, const TensorInput& in, std::vector<float>& out, int threads) {
+  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
+  out.resize(static_cast<size_t>(task.numel));
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
+    auto& b = s.buffer(0, count);
+    in.read(offset, count, out.data() + offset);
+    base.read(offset, count, b.data());
+    for (int64_t i = 0; i < count; ++i) {
+      out[static_cast<size_t>(offset + i)] = std::fabs(out[static_cast<size_t>(offset + i)] - b[static_cast<size_t>(i)]);
+    }
+  });
+}
+
+RankCut cut_at(const std::vector<float>& values, int64_t r) {
+  RankCut cut;
+  const auto n = static_cast<int64_t>(values.size());
+  if (r >= n) return cut;  // everything is below
+  if (r <= 0) {
+    cut.value = -std::numeric_limits<float>::infinity();
+    return cut;
+  }
+  std::vector<float> copy(values);
+  std::nth_element(copy.begin(), copy.begin() + r, copy.end());
+  cut.value = copy[static_cast<size_t>(r)];
+  int64_t less = 0;
+  for (float v : values) less += v < cut.value;
+  int64_t equal_needed = r - less;  // equal values that still rank below r
+  for (int64_t i = 0; i < n && equal_needed > 0; ++i) {
+    if (values[static_cast<size_t>(i)] == cut.value) {
+      cut.last_equal = i;
+      --equal_needed;
+    }
+  }
+  return cut;
+}
+
+// Counter-based randomness: element i of input m of this tensor always gets
+// the same draw, whatever the chunking or thread count.
+double uniform(uint64_t stream, int64_t index) {
+  uint64_t z = stream + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+uint64_t stream_for(const MergeTask& task, size_t input) {
+  uint64_t h = 1469598103934665603ULL ^ task.seed;
+  for (unsigned char c : task.name) h = (h ^ c) * 1099511628211ULL;
+  return h ^ (0xD1B54A32D192ED03ULL * (input + 1));
+}
+
+struct DeltaPlan {
+  size_t input = 0;
+  float weight = 0;
+  Sparsify sparsify = Sparsify::kNone;
+  double density = 1;
+  RankCut lower, upper;  // keep when not below `lower` and below `upper`
+  uint64_t stream = 0;
+  float scale = 1;       // rescale factor
+  bool keep(float abs_delta, int64_t index) const {
+    switch (sparsify) {
+      case Sparsify::kNone: return true;
+      case Sparsify::kRandom: return uniform(stream, index) < density;
+      case Sparsify::kMagnitude:
+      case Sparsify::kMagnitudeOutliers: return !lower.below(abs_delta, index) && upper.below(abs_delta, index);
+    }
+    return true;
+  }
+};
+
+void task_arithmetic(const MethodInfo& method, const MergeTask& task, const ChunkSink& sink, int threads) {
+  TaskArithmeticKind kind = kind_of(method.name);
+  if (auto it = task.texts.find("consensus_method"); it != task.texts.end() && kind.consensus != Consensus::kNone) {
+    kind.consensus = it->second == "count" ? Consensus::kCount : Consensus::kSum;
+  }
+  const bool normalize = param(task, "normalize") != 0;
+  const bool rescale = param(task, "rescale") != 0;
+  const auto lambda = static_cast<float>(param(task, "lambda"));
+  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
+  const int64_t n = task.numel;
+
+  std::vector<DeltaPlan> plans;
+  std::vector<float> magnitudes;
+  for (size_t m = 0; m < task.inputs.size(); ++m) {
+    if (static_cast<int>(m) == task.base) continue;
+    DeltaPlan p;
+    p.input = m;
+    p.weight = static_cast<float>(task.inputs[m].params.at("weight"));
+    p.density = task.inputs[m].params.at("density");
+    p.sparsify = p.density >= 1 ? Sparsify::kNone : kind.sparsify;
+    p.stream = stream_for(task, m);
+    if (p.sparsify == Sparsify::kMagnitude || p.sparsify == Sparsify::kMagnitudeOutliers) {
+      int64_t keep = static_cast<int64_t>(p.density * static_cast<double>(n));
+      if (keep <= 0) {
+        throw InputError(fmt::format("density {} keeps no element of '{}' ({} elements); raise it", p.density,
+                                     task.name, n));
+      }
+      int64_t top = 0, bottom = n - keep;
+      if (p.sparsify == Sparsify::kMagnitudeOutliers) {
+        top = static_cast<int64_t>(task.inputs[m].params.at("gamma") * static_cast<double>(n));
+        bottom = n - keep - top;
+        if (bottom < 0) {  // not enough room: drop fewer of the largest
+          top = n - keep;
+          bottom = 0;
+        }
+      }
+      abs_delta(task, task.inputs[m], magnitudes, threads);
+      p.lower = cut_at(magnitudes, bottom);
+      p.upper = cut_at(magnitudes, n - top);
+    }
+    plans.push_back(p);
+  }
+  magnitudes = std::vector<float>();
+
+  if (rescale) {
+    // Keep each delta's L1 norm, as current mergekit does (not 1/density).
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    for (auto& p : plans) {
+      if (p.sparsify == Sparsify::kNone) continue;
+      std::vector<double> before(static_cast<size_t>(chunks)), after(static_cast<size_t>(chunks));
+      for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
+        auto& x = s.buffer(0, count);
+        auto& b = s.buffer(1, count);
+        task.inputs[p.input].read(offset, count, x.data());
+        base.read(offset, count, b.data());
+        double sum = 0, kept = 0;
+        for (int64_t i = 0; i < count; ++i) {
+          const float d = std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]);
+          sum += d;
+          if (p.keep(d, offset + i)) kept += d;
+        }
+        before[static_cast<size_t>(c)] = sum;
+        after[static_cast<size_t>(c)] = kept;
+      });
+      double sum = 0, kept = 0;
+      for (int64_t c = 0; c < chunks; ++c) {
+        sum += before[static_cast<size_t>(c)];
+        kept += after[static_cast<size_t>(c)];
+      }
+      if (sum >= 1e-8 && kept >= 1e-8) p.scale = static_cast<float>(sum / kept);
+    }
+  }
+
+  for_chunks(n, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
+    auto& b = s.buffer(0, count);
+    auto& out = s.buffer(1, count);
+    base.read(offset, count, b.data());
+    std::vector<std::vector<float>*> deltas;
+    for (size_t k = 0; k < plans.size(); ++k) {
+      auto& d = s.buffer(2 + k, count);
+      task.inputs[plans[k].input].read(offset, count, d.data());
+      for (int64_t i = 0; i < count; ++i) {
+        const float delta = d[static_cast<size_t>(i)] - b[static_cast<size_t>(i)];
+        const bool kept = plans[k].keep(std::fabs(delta), offset + i);
+        d[static_cast<size_t>(i)] = kept ? plans[k].weight * (delta * plans[k].scale) : 0.0f;
+      }
+      deltas.push_back(&d);
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const auto at = static_cast<size_t>(i);
+      float majority = 0;
+      if (kind.consensus == Consensus::kSum) {
+        float total = 0;
+        for (auto* d : deltas) total += (*d)[at];
+        majority = total >= 0 ? 1.0f : -1.0f;
+      } else if (kind.consensus == Consensus::kCount) {
+        float votes = 0;
+        for (auto* d : deltas) votes += static_cast<float>(((*d)[at] > 0) - ((*d)[at] < 0));
+        majority = votes >= 0 ? 1.0f : -1.0f;
+      }
+      float mixed = 0, divisor = 0;
+      for (size_t k = 0; k < deltas.size(); ++k) {
+        const float wd = (*deltas[k])[at];
+        if (kind.consensus != Consensus::kNone) {
+          const float sign = static_cast<float>((wd > 0) - (wd < 0));
+          if (sign != majority) continue;  // a zero never matches
+        }
+        mixed += wd;
+        divisor += plans[k].weight;
+      }
+      if (kind.consensus != Consensus::kNone) {
+        if (divisor == 0) divisor = 1;
+      } else if (std::fabs(divisor) < 1e-8f) {
+        divisor = 1;
+      }
+      if (normalize) mixed /= divisor;
+      out[at] = b[at] + mixed * lambda;
+    }
+    sink(offset, out.data(), count);
+  });
+}
+
+void model_stock(const MergeTask& task, const ChunkSink& sink, int threads) {
+  std::vector<size_t> others;
+  for (size_t m = 0; m < task.inputs.size(); ++m) {
+    if (static_cast<int>(m) != task.base) others.push_back(m);
+  }
+  const size_t k = others.size();
+  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
+  const int64_t chunks = (task.numel + kChunk - 1) / kChunk;
+  // Per chunk: the Gram matrix of the offsets w_i − w_0.
+  std::vector<std::vector<double>> grams(static_cast<size_t>(chunks), std::vector<double>(k * k, 0.0));
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
+    auto& b = s.buffer(0, count);
+    base.read(offset, count, b.data());
+    for (size_t i = 0; i < k; ++i) {
+      auto& d = s.buffer(1 + i, count);
+      task.inputs[others[i]].read(offset, count, d.data());
+      for (int64_t e = 0; e < count; ++e) d[static_cast<size_t>(e)] -= b[static_cast<size_t>(e)];
+    }
+    auto& gram = grams[static_cast<size_t>(c)];
+    for (size_t i = 0; i < k; ++i) {
+      for (size_t j = i; j < k; ++j) {
+        const auto& x = s.buffers[1 + i];
+        const auto& y = s.buffers[1 + j];
+        double dot = 0;
+        for (int64_t e = 0; e < count; ++e) dot += static_cast<double>(x[static_cast<size_t>(e)]) * y[static_cast<size_t>(e)];
+        gram[i * k + j] += dot;
+      }
+    }
+  });
+  std::vector<double> gram(k * k, 0.0);
+  for (const auto& g : grams) {
+    for (size_t i = 0; i < k * k; ++i) gram[i] += g[i];
+  }
+  double cos_sum = 0;
+  size_t pairs = 0;
+  for (size_t i = 0; i < k; ++i) {
+    for (size_t j = i + 1; j < k; ++j) {
+      const double norms = std::sqrt(gram[i * k + i]) * std::sqrt(gram[j * k + j]);
+      cos_sum += gram[i * k + j] / std::max(norms, 1e-8);
+      ++pairs;
+    }
+  }
+  const double cos = cos_sum / static_cast<double>(pairs);
+  const double count = static_cast<double>(k);
+  const double t = count * cos / (1 + (count - 1) * cos);
+  const auto fmean = static_cast<float>(t / count), fbase = static_cast<float>(1 - t);
+  for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count_here) {
+    auto& b = s.buffer(0, count_here);
+    auto& out = s.buffer(1, count_here);
+    auto& x = s.buffer(2, count_here);
+    base.read(offset, count_here, b.data());
+    std::fill(out.begin(), out.begin() + count_here, 0.0f);
+    for (size_t i = 0; i < k; ++i) {
+      task.inputs[others[i]].read(offset, count_here, x.data());
+      for (int64_t e = 0; e < count_here; ++e) out[static_cast<size_t>(e)] += x[static_cast<size_t>(e)];
+    }
+    for (int64_t e = 0; e < count_here; ++e) {
+      out[static_cast<size_t>(e)] = fmean * out[static_cast<size_t>(e)] + fbase * b[static_cast<size_t>(e)];
+    }
+    sink(offset, out.data(), count_here);
+  });
+}
+
+}  // namespace
+
+const std::vector<MethodInfo>& methods() {
+  auto task_arithmetic_info = [](const char* name, bool normalize, bool rescale, bool gamma) {
+    MethodInfo m;
+    m.name = name;
+    m.needs_base = true;
+    m.min_models = 2;
+    m.global_params = {{"normalize", normalize ? 1.0 : 0.0}, {"rescale", rescale ? 1.0 : 0.0}, {"lambda", 1.0},
+                       {"int8_mask", 0.0}};
+    m.tensor_params = {{"weight", std::nullopt}, {"density", 1.0}};
+    if (gamma) m.tensor_params.push_back({"gamma", 0.01});
+    m.text_params = {"consensus_method"};
+    return m;
+  };
+  static const std::vector<MethodInfo> table = [&] {
+    std::vector<MethodInfo> t;
+    MethodInfo linear_info;
+    linear_info.name = "linear";
+    linear_info.global_params = {{"normalize", 1.0}};
+    linear_info.tensor_params = {{"weight", std::nullopt}};
+    t.push_back(linear_info);
+    MethodInfo slerp_info;
+    slerp_info.name = "slerp";
+    slerp_info.needs_base = true;
+    slerp_info.min_models = 2;
+    slerp_info.max_models = 2;
+    slerp_info.global_params = {{"t", std::nullopt}};
+    t.push_back(slerp_info);
+    t.push_back(task_arithmetic_info("task_arithmetic", false, false, false));
+    t.push_back(task_arithmetic_info("ties", true, false, false));
+    t.push_back(task_arithmetic_info("dare_ties", false, true, false));
+    t.push_back(task_arithmetic_info("dare_linear", false, true, false));
+    t.push_back(task_arithmetic_info("breadcrumbs", false, false, true));
+    t.push_back(task_arithmetic_info("breadcrumbs_ties", false, false, true));
+    MethodInfo stock;
+    stock.name = "model_stock";
+    stock.needs_base = true;
+    stock.min_models = 3;
+    t.push_back(stock);
+    return t;
+  }();
+  return table;
+}
+
+const MethodInfo& find_method(const std::string& name) {
+  std::vector<std::string> names;
+  for (const auto& m : methods()) {
+    if (m.name == name) return m;
+    names.push_back(m.name);
+  }
+  std::string message = fmt::format("merge_method '{}' is not supported; supported: {}", name, join(names, ", "));
+  if (auto guess = closest_match(name, names)) message += fmt::format(" (did you mean '{}'?)", *guess);
+  throw InputError(message);
+}
+
+void run_merge(const MethodInfo& method, const MergeTask& task, const ChunkSink& sink, int threads) {
+  if (method.name == "linear") return linear(task, sink, threads);
+  if (method.name == "slerp") return slerp(task, sink, threads);
+  if (method.name == "model_stock") return model_stock(task, sink, threads);
+  task_arithmetic(method, task, sink, threads);
+}
+
+}  // namespace cpt::merge

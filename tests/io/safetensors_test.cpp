@@ -1,0 +1,183 @@
+#include "cpt/io/safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cpt/common/error.h"
+#include "cpt/io/hf_model.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace cpt::io {
+namespace {
+
+std::string raw_file(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(out.data(), &n, 8);
+  return out + header + data;
+}
+
+TEST(Safetensors, RoundTripsWithPaddedHeaderAndFormatMetadata) {
+  testing::TempDir dir;
+  const std::string path = dir.file("t.safetensors");
+  {
+    SafetensorsWriter writer(path, {{"b.bias", Dtype::kF32, {3}}, {"a.weight", Dtype::kBF16, {2, 2}},
+                                    {"scalar", Dtype::kF32, {}}, {"empty", Dtype::kF32, {0, 4}}},
+                             {{"step", "12"}});
+    const float bias[3] = {1, 2, 3};
+    writer.write("b.bias", 4, bias + 1, 8);  // any order, any offset
+    writer.write("b.bias", 0, bias, 4);
+    const uint16_t w[4] = {0x3F80, 0x4000, 0x4040, 0x4080};
+    writer.write("a.weight", 0, w, 8);
+    const float s = 7;
+    writer.write("scalar", 0, &s, 4);
+    writer.finish();
+  }
+  const SafetensorsFile file(path);
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  EXPECT_EQ(file.metadata().at("step"), "12");
+  // Larger element types first, then by name.
+  std::vector<std::string> order;
+  for (const auto& t : file.tensors()) order.push_back(t.spec.name);
+  EXPECT_EQ(order, (std::vector<std::string>{"b.bias", "empty", "scalar", "a.weight"}));
+  const TensorInfo* bias = file.find("b.bias");
+  ASSERT_NE(bias, nullptr);
+  float values[3];
+  std::memcpy(values, file.data(*bias), 12);
+  EXPECT_EQ(values[2], 3.0f);
+  std::vector<float> w(4);
+  to_f32(Dtype::kBF16, file.data(*file.find("a.weight")), w.data(), 4);
+  EXPECT_EQ(w, (std::vector<float>{1, 2, 3, 4}));
+  uint64_t header_size;
+  std::memcpy(&header_size, testing::read_file(path).data(), 8);
+  EXPECT_EQ(header_size % 8, 0u);
+}
+
+TEST(Safetensors, AnIndependentReaderAgrees) {
+  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP();
+  testing::TempDir dir;
+  const std::string path = dir.file("t.safetensors");
+  {
+    SafetensorsWriter writer(path, {{"x", Dtype::kF32, {2, 3}}, {"h", Dtype::kF16, {2}}});
+    const float x[6] = {0.5f, -1, 2, 3, 4, 1e-3f};
+    writer.write("x", 0, x, 24);
+    const float hf[2] = {0.1f, -65504.0f};
+    uint16_t h[2];
+    from_f32(Dtype::kF16, hf, h, 2);
+    writer.write("h", 0, h, 4);
+    writer.finish();
+  }
+  const std::string script = R"(
+import json, struct, sys, numpy as np
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+body = data[8 + n:]
+x = header["x"]; h = header["h"]
+print(json.dumps({
+  "x": np.frombuffer(body[x["data_offsets"][0]:x["data_offsets"][1]], np.float32).tolist(),
+  "h": np.frombuffer(body[h["data_offsets"][0]:h["data_offsets"][1]], np.float16).astype(float).tolist(),
+  "meta": header["__metadata__"]}))
+)";
+  const std::string py = dir.write("read.py", script);
+  const testing::CommandResult r = testing::run_command("/usr/bin/python3 " + py + " " + path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto json = nlohmann::json::parse(r.out);
+  EXPECT_EQ(json["x"][5], 1e-3f);
+  EXPECT_NEAR(json["h"][0].get<double>(), 0.1, 1e-4);
+  EXPECT_EQ(json["h"][1], -65504.0);
+  EXPECT_EQ(json["meta"]["format"], "pt");
+}
+
+TEST(Dtype, HalfConversionsRoundToNearestEvenLikeNumpyAndTorch) {
+  // Reference values from numpy (float16) and torch (bfloat16) rounding.
+  const float in[] = {1.0f, 1.00048828125f, 1.0009765625f, 65504.0f, 65520.0f, 6e-8f, 2.98e-8f, -0.0f, 1e-40f};
+  uint16_t half[9];
+  from_f32(Dtype::kF16, in, half, 9);
+  EXPECT_EQ(half[0], 0x3C00);
+  EXPECT_EQ(half[1], 0x3C00);  // exactly halfway: ties to even
+  EXPECT_EQ(half[2], 0x3C01);
+  EXPECT_EQ(half[3], 0x7BFF);
+  EXPECT_EQ(half[4], 0x7C00);  // rounds past the largest half: inf
+  EXPECT_EQ(half[5], 0x0001);  // subnormal
+  EXPECT_EQ(half[6], 0x0000);  // below half the smallest subnormal
+  EXPECT_EQ(half[7], 0x8000);
+  EXPECT_EQ(half[8], 0x0000);
+  const float bf_in[] = {1.00390625f, 1.01171875f, 3.14159265f};
+  uint16_t bf[3];
+  from_f32(Dtype::kBF16, bf_in, bf, 3);
+  EXPECT_EQ(bf[0], 0x3F80);  // halfway between 1 and 1.0078125: to even
+  EXPECT_EQ(bf[1], 0x3F82);  // halfway: to even (up)
+  EXPECT_EQ(bf[2], 0x4049);
+  float back[3];
+  to_f32(Dtype::kF16, half, back, 3);
+  EXPECT_EQ(back[2], 1.0009765625f);
+}
+
+struct BadFile {
+  const char* name;
+  std::string bytes;
+  std::string expected;
+};
+
+class BadSafetensorsTest : public ::testing::TestWithParam<BadFile> {};
+
+TEST_P(BadSafetensorsTest, IsRejectedWithItsRule) {
+  testing::TempDir dir;
+  const std::string path = dir.write("bad.safetensors", GetParam().bytes);
+  try {
+    SafetensorsFile file(path);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "'" + path + "': " + GetParam().expected);
+  }
+}
+
+void PrintTo(const BadFile& c, std::ostream* out) { *out << c.name; }
+
+const std::string kGood = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadSafetensorsTest,
+    ::testing::Values(
+        BadFile{"too_short", "abc", "3 bytes is too short for a safetensors file"},
+        BadFile{"header_past_end", raw_file(kGood, "").substr(0, 20), "header length 57 runs past the end of the 20-byte file"},
+        BadFile{"huge_header", std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "header length 4294967295 exceeds the 100 MB limit"},
+        BadFile{"not_json", raw_file("{not json", ""), "the header is not valid UTF-8 JSON"},
+        BadFile{"truncated_data", raw_file(kGood, "1234"), "the tensors end at byte 8 of the data but the file holds 4; it is truncated or has trailing bytes"},
+        BadFile{"trailing_bytes", raw_file(kGood, "123456789"), "the tensors end at byte 8 of the data but the file holds 9; it is truncated or has trailing bytes"},
+        BadFile{"wrong_size", raw_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"),
+                "tensor 'a' spans 8 bytes but [3] F32 needs 12"},
+        BadFile{"hole", raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", "12345678"),
+                "tensor 'a' starts at byte 4 but the previous one ends at 0: holes and overlaps are invalid"},
+        BadFile{"overlap", raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", "12345678"),
+                "tensor 'b' starts at byte 4 but the previous one ends at 8: holes and overlaps are invalid"},
+        BadFile{"unknown_dtype", raw_file(R"({"a":{"dtype":"F12","shape":[1],"data_offsets":[0,2]}})", "12"),
+                "tensor 'a' has unknown dtype \"F12\""},
+        BadFile{"duplicate_name", raw_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", "12"),
+                "the header names tensor 'a' twice"},
+        BadFile{"metadata_not_strings", raw_file(R"({"__metadata__":{"step":3}})", ""), "__metadata__ value 'step' is not a string"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Shards, PackGreedilyInOrderAndNameFilesLikeHuggingFace) {
+  std::vector<TensorSpec> specs = {{"a", Dtype::kF32, {10}}, {"b", Dtype::kF32, {10}}, {"big", Dtype::kF32, {100}},
+                                   {"c", Dtype::kF32, {5}}};
+  const auto shards = plan_shards(specs, 80);
+  ASSERT_EQ(shards.size(), 3u);
+  EXPECT_EQ(shards[0].size(), 2u);
+  EXPECT_EQ(shards[1][0].name, "big");  // oversized: its own shard
+  EXPECT_EQ(shards[2][0].name, "c");
+  EXPECT_EQ(shard_file_name(1, 3), "model-00002-of-00003.safetensors");
+  EXPECT_EQ(shard_file_name(0, 1), "model.safetensors");
+  const auto index = nlohmann::json::parse(shard_index_json(shards));
+  EXPECT_EQ(index["metadata"]["total_size"], 500);
+  EXPECT_EQ(index["weight_map"]["c"], "model-00003-of-00003.safetensors");
+}
+
+}  // namespace
+}  // namespace cpt::io

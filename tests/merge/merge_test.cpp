@@ -1,0 +1,283 @@
+// Each merge method against an independent numpy implementation of its
+// formula (tests/merge/merge_reference.py), plus the merge's contracts:
+// mergekit configs, streaming output, checks before work, determinism.
+
+#include "cpt/merge/merge.h"
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cpt/common/error.h"
+#include "cpt/io/hf_model.h"
+#include "support/hf_models.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace cpt::merge {
+namespace {
+
+bool have_numpy() { return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+
+struct Models {
+  testing::TempDir dir;
+  std::string base, a, b, c;
+  explicit Models(testing::TinyLlama shape = {}) {
+    base = dir.file("base");
+    a = dir.file("chat");
+    b = dir.file("medical");
+    c = dir.file("code");
+    testing::write_model(base, shape, 1, 0.0f);
+    testing::write_model(a, shape, 2, 0.5f);
+    testing::write_model(b, shape, 3, 0.5f);
+    testing::write_model(c, shape, 4, 0.5f);
+  }
+  std::string config(const std::string& yaml) const { return dir.write("merge-" + std::to_string(++count_) + ".yaml", yaml); }
+  mutable int count_ = 0;
+};
+
+MergeReport run(const std::string& config, const std::string& output, uint64_t seed = 0, int threads = 2) {
+  MergeOptions o;
+  o.config = config;
+  o.output = output;
+  o.seed = seed;
+  o.threads = threads;
+  return merge_models(o);
+}
+
+void expect_reference(const Models& m, nlohmann::json spec) {
+  if (!have_numpy()) GTEST_SKIP() << "python3-numpy missing (scripts/setup.sh installs it)";
+  const std::string path = m.dir.write("spec-" + std::to_string(++m.count_) + ".json", spec.dump());
+  const testing::CommandResult r = testing::run_command(
+      std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST(Merge, LinearMatchesTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  run(m.config(fmt::format("models:\n  - model: {}\n    parameters: {{weight: 0.7}}\n  - model: {}\n"
+                           "    parameters: {{weight: 0.3}}\nmerge_method: linear\ndtype: float32\n", m.a, m.b)), out);
+  expect_reference(m, {{"method", "linear"}, {"models", {m.a, m.b}}, {"output", out}, {"weights", {0.7, 0.3}},
+                       {"normalize", true}});
+}
+
+TEST(Merge, GradientSlerpMatchesTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  // As in mergekit's examples: attention and MLP interpolate in opposite directions.
+  run(m.config(fmt::format("slices:\n  - sources:\n      - model: {0}\n        layer_range: [0, 3]\n"
+                           "      - model: {1}\n        layer_range: [0, 3]\nmerge_method: slerp\nbase_model: {0}\n"
+                           "parameters:\n  t: [0, 0.5, 1]\ndtype: float32\n", m.base, m.b)), out);
+  expect_reference(m, {{"method", "slerp"}, {"models", {m.base, m.b}}, {"base", 0}, {"output", out},
+                       {"t", {0, 0.5, 1}}});
+}
+
+TEST(Merge, TiesWithPerModelDensityAndWeightMatchesTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{density: 0.5, weight: 0.5}}\n"
+                           "  - model: {2}\n    parameters: {{density: 0.3, weight: 0.8}}\nmerge_method: ties\n"
+                           "base_model: {0}\nparameters:\n  normalize: true\ndtype: float32\n", m.base, m.a, m.b)), out);
+  expect_reference(m, {{"method", "ties"}, {"models", {m.base, m.a, m.b}}, {"base", 0}, {"output", out},
+                       {"weights", {0.5, 0.8}}, {"densities", {0.5, 0.3}}, {"normalize", true}});
+}
+
+TEST(Merge, TiesWithCountConsensusMatchesTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{density: 0.6, weight: 1.0}}\n"
+                           "  - model: {2}\n    parameters: {{density: 0.6, weight: 1.0}}\n  - model: {3}\n"
+                           "    parameters: {{density: 0.6, weight: 0.5}}\nmerge_method: ties\nbase_model: {0}\n"
+                           "parameters: {{consensus_method: count}}\n", m.base, m.a, m.b, m.c)), out);
+  expect_reference(m, {{"method", "ties"}, {"models", {m.base, m.a, m.b, m.c}}, {"base", 0}, {"output", out},
+                       {"weights", {1.0, 1.0, 0.5}}, {"densities", {0.6, 0.6, 0.6}}, {"normalize", true},
+                       {"consensus", "count"}});
+}
+
+TEST(Merge, TaskArithmeticAndBreadcrumbsMatchTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out-bc");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{weight: 0.6, density: 0.8}}\n"
+                           "  - model: {2}\n    parameters: {{weight: 0.4, density: 0.9}}\nmerge_method: breadcrumbs_ties\n"
+                           "base_model: {0}\nparameters: {{lambda: 0.9, gamma: 0.05}}\n", m.base, m.a, m.b)), out);
+  expect_reference(m, {{"method", "breadcrumbs_ties"}, {"models", {m.base, m.a, m.b}}, {"base", 0}, {"output", out},
+                       {"weights", {0.6, 0.4}}, {"densities", {0.8, 0.9}}, {"gamma", 0.05}, {"lambda", 0.9},
+                       {"normalize", false}});
+  const std::string ta = m.dir.file("out-ta");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{weight: 0.6}}\n"
+                           "  - model: {2}\n    parameters: {{weight: -0.4}}\nmerge_method: task_arithmetic\n"
+                           "base_model: {0}\n", m.base, m.a, m.b)), ta);
+  expect_reference(m, {{"method", "task_arithmetic"}, {"models", {m.base, m.a, m.b}}, {"base", 0}, {"output", ta},
+                       {"weights", {0.6, -0.4}}, {"densities", {1.0, 1.0}}, {"normalize", false}});
+}
+
+TEST(Merge, DareTiesDropsAtItsDensityRescalesAndIsDeterministic) {
+  Models m;
+  const std::string config = m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n"
+                                                  "    parameters: {{density: 0.4, weight: 1.0}}\nmerge_method: dare_ties\n"
+                                                  "base_model: {0}\n", m.base, m.a));
+  run(config, m.dir.file("one"), 7, 1);
+  run(config, m.dir.file("two"), 7, 2);
+  run(config, m.dir.file("other-seed"), 8, 2);
+  const std::string one = testing::read_file(m.dir.file("one/model.safetensors"));
+  EXPECT_EQ(one, testing::read_file(m.dir.file("two/model.safetensors"))) << "bit-identical for any thread count";
+  EXPECT_NE(one, testing::read_file(m.dir.file("other-seed/model.safetensors")));
+  expect_reference(m, {{"method", "dare_ties"}, {"models", {m.base, m.a}}, {"base", 0}, {"output", m.dir.file("one")},
+                       {"weights", {1.0}}, {"densities", {0.4}}, {"normalize", false}, {"tolerance", 1e-5}});
+  const std::string full = m.dir.file("full");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{density: 1.0, weight: 0.5}}\n"
+                           "  - model: {2}\n    parameters: {{density: 1.0, weight: 0.5}}\nmerge_method: dare_linear\n"
+                           "base_model: {0}\n", m.base, m.a, m.b)), full);
+  expect_reference(m, {{"method", "dare_linear"}, {"models", {m.base, m.a, m.b}}, {"base", 0}, {"output", full},
+                       {"weights", {0.5, 0.5}}, {"densities", {1.0, 1.0}}, {"normalize", false}});
+}
+
+TEST(Merge, ModelStockMatchesTheReference) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  run(m.config(fmt::format("models:\n  - model: {1}\n  - model: {2}\n  - model: {3}\nmerge_method: model_stock\n"
+                           "base_model: {0}\n", m.base, m.a, m.b, m.c)), out);
+  expect_reference(m, {{"method", "model_stock"}, {"models", {m.a, m.b, m.c, m.base}}, {"base", 3}, {"output", out}});
+}
+
+TEST(Merge, TensorsLargerThanOneChunkMatchTheReference) {
+  testing::TinyLlama big;
+  big.vocab = 2100;
+  big.hidden = 512;  // embed and lm_head: 1,075,200 elements, past the 2^20 chunk
+  big.intermediate = 64;
+  big.layers = 2;
+  Models m(big);
+  const std::string out = m.dir.file("out");
+  run(m.config(fmt::format("models:\n  - model: {0}\n  - model: {1}\n    parameters: {{density: 0.3, weight: 1.0}}\n"
+                           "  - model: {2}\n    parameters: {{density: 0.7, weight: 0.5}}\nmerge_method: ties\nbase_model: {0}\n",
+                           m.base, m.a, m.b)), out, 0, 2);
+  expect_reference(m, {{"method", "ties"}, {"models", {m.base, m.a, m.b}}, {"base", 0}, {"output", out},
+                       {"weights", {1.0, 0.5}}, {"densities", {0.3, 0.7}}, {"normalize", true}});
+}
+
+TEST(Merge, OutputIsAnHfModelWithTheExpectedNamesShapesAndFiles) {
+  Models m;
+  const std::string out = m.dir.file("out");
+  // Layer slices: three layers of the base then two of the medical model.
+  run(m.config(fmt::format("slices:\n  - sources:\n      - {{model: {0}, layer_range: [0, 3]}}\n"
+                           "  - sources:\n      - {{model: {1}, layer_range: [1, 3]}}\n"
+                           "merge_method: linear\nparameters: {{weight: 1.0}}\nout_dtype: bfloat16\ntokenizer_source: {1}\n",
+                           m.base, m.b)), out);
+  const io::HfModel merged(out);
+  EXPECT_EQ(merged.config()["num_hidden_layers"], 5);
+  EXPECT_EQ(merged.config()["torch_dtype"], "bfloat16");
+  const auto q4 = merged.find("model.layers.4.self_attn.q_proj.weight");
+  ASSERT_NE(q4.info, nullptr);
+  EXPECT_EQ(q4.info->spec.dtype, io::Dtype::kBF16);
+  EXPECT_EQ(q4.info->spec.shape, (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(merged.tensor_names().size(), 3u + 5u * 9u);
+  // Layer 4 of the output is layer 2 of the medical model, converted to bf16.
+  const io::HfModel medical(m.b);
+  const auto source = medical.find("model.layers.2.self_attn.q_proj.weight");
+  std::vector<float> want(256), got(256);
+  io::to_f32(io::Dtype::kF32, source.file->data(*source.info), want.data(), 256);
+  io::to_f32(io::Dtype::kBF16, q4.file->data(*q4.info), got.data(), 256);
+  for (size_t i = 0; i < 256; ++i) EXPECT_NEAR(got[i], want[i], std::fabs(want[i]) * 1e-2);
+  EXPECT_EQ(testing::read_file(out + "/tokenizer.model"), "tokenizer of " + m.b);
+}
+
+TEST(Merge, ShardsOutputWithAnIndex) {
+  Models m;
+  MergeOptions o;
+  o.config = m.config(fmt::format("models:\n  - model: {}\n    parameters: {{weight: 1}}\nmerge_method: linear\n", m.a));
+  o.output = m.dir.file("sharded");
+  o.max_shard_size = 8000;
+  const MergeReport report = merge_models(o);
+  EXPECT_GT(report.shards, 1u);
+  const auto index = nlohmann::json::parse(testing::read_file(o.output + "/model.safetensors.index.json"));
+  EXPECT_EQ(index["metadata"]["total_size"], report.output_bytes);
+  EXPECT_EQ(index["weight_map"]["lm_head.weight"], fmt::format("model-{:05d}-of-{:05d}.safetensors", report.shards, report.shards));
+  const io::HfModel reread(o.output);
+  EXPECT_EQ(reread.tensor_names().size(), 3u + 3u * 9u);
+}
+
+struct BadMerge {
+  const char* name;
+  std::string yaml;       // {base} {a} {b} {missing} are substituted
+  std::string expected;   // a fragment of the one-line error
+};
+
+class BadMergeTest : public ::testing::TestWithParam<BadMerge> {};
+
+TEST_P(BadMergeTest, FailsBeforeWorkAndLeavesNothing) {
+  Models m;
+  std::string yaml = GetParam().yaml;
+  const std::map<std::string, std::string> names = {
+      {"{base}", m.base}, {"{a}", m.a}, {"{b}", m.b}, {"{missing}", m.dir.file("missing")}, {"{small}", m.dir.file("small")}};
+  testing::TinyLlama small;
+  small.hidden = 8;
+  testing::write_model(m.dir.file("small"), small, 9, 0.1f);
+  for (const auto& [key, value] : names) {
+    for (size_t at; (at = yaml.find(key)) != std::string::npos;) yaml.replace(at, key.size(), value);
+  }
+  const std::string out = m.dir.file("out");
+  try {
+    run(m.config(yaml), out);
+    FAIL() << "merged a bad config";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(GetParam().expected), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));
+  for (const auto& entry : std::filesystem::directory_iterator(m.dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find("out.partial"), std::string::npos);
+  }
+}
+
+void PrintTo(const BadMerge& c, std::ostream* out) { *out << c.name; }
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadMergeTest,
+    ::testing::Values(
+        BadMerge{"missing_model_dir", "models:\n  - model: {missing}\n    parameters: {weight: 1}\nmerge_method: linear\n",
+                 "model directory '"},
+        BadMerge{"shape_mismatch",
+                 "models:\n  - model: {a}\n    parameters: {weight: 1}\n  - model: {small}\n    parameters: {weight: 1}\n"
+                 "merge_method: linear\n",
+                 "shape mismatch for 'model.embed_tokens.weight': [50,16] in "},
+        BadMerge{"t_outside_range", "models:\n  - model: {base}\n  - model: {a}\nmerge_method: slerp\nbase_model: {base}\n"
+                                    "parameters: {t: 1.5}\n",
+                 "parameter t = 1.5 for model.embed_tokens.weight is invalid; it must be in [0, 1]"},
+        BadMerge{"zero_density", "models:\n  - model: {base}\n  - model: {a}\n    parameters: {weight: 1, density: 0}\n"
+                                 "merge_method: ties\nbase_model: {base}\n",
+                 "parameter density = 0 for model.embed_tokens.weight of '"},
+        BadMerge{"unknown_method", "models:\n  - model: {a}\nmerge_method: tie\n",
+                 "merge_method 'tie' is not supported; supported: linear, slerp, task_arithmetic, ties, dare_ties, "
+                 "dare_linear, breadcrumbs, breadcrumbs_ties, model_stock (did you mean 'ties'?)"},
+        BadMerge{"unknown_key", "models:\n  - model: {a}\nmerge_method: linear\nmerge_methd: x\n",
+                 ":4: merge_methd: unknown key; did you mean 'merge_method'? Supported keys: merge_method, models, slices"},
+        BadMerge{"union_tokenizer", "models:\n  - model: {a}\nmerge_method: linear\ntokenizer_source: union\n",
+                 "'union' (merging vocabularies) is not supported"},
+        BadMerge{"missing_weight", "models:\n  - model: {base}\n  - model: {a}\nmerge_method: ties\nbase_model: {base}\n",
+                 "needs parameter 'weight' for model.embed_tokens.weight (merge_method ties)"},
+        BadMerge{"slerp_needs_two", "models:\n  - model: {base}\n  - model: {a}\n  - model: {b}\nmerge_method: slerp\n"
+                                    "base_model: {base}\nparameters: {t: 0.5}\n",
+                 "merge_method slerp takes exactly 2 models including the base; this merge has 3"},
+        BadMerge{"models_and_slices", "models:\n  - model: {a}\nslices:\n  - sources: [{model: {a}, layer_range: [0, 1]}]\n"
+                                      "merge_method: linear\n",
+                 "give exactly one of models or slices"},
+        BadMerge{"layer_range_past_end", "slices:\n  - sources: [{model: {a}, layer_range: [0, 9]}]\nmerge_method: linear\n"
+                                         "parameters: {weight: 1}\n",
+                 "layer_range [0, 9] of '"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Merge, RefusesToWriteIntoAnInputOrOverAnExistingDirectory) {
+  Models m;
+  const std::string config = m.config(fmt::format("models:\n  - model: {}\n    parameters: {{weight: 1}}\nmerge_method: linear\n", m.a));
+  EXPECT_THROW(run(config, m.a), InputError);
+  EXPECT_THROW(run(config, m.a + "/merged"), InputError);
+  m.dir.write("taken/keep.txt", "precious");
+  EXPECT_THROW(run(config, m.dir.file("taken")), InputError);
+  EXPECT_EQ(testing::read_file(m.dir.file("taken/keep.txt")), "precious");
+}
+
+}  // namespace
+}  // namespace cpt::merge
