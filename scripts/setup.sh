@@ -12,7 +12,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev
-  zlib1g-dev libzstd-dev zstd gzip bc
+  zlib1g-dev libzstd-dev zstd gzip bc time
   # Independent references for the tests (run as /usr/bin/python3).
   python3-torch python3-numpy python3-sentencepiece
   # Real English and computing-domain text for the demo and data tests.

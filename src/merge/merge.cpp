@@ -353,20 +353,33 @@ MergeReport merge_models(const MergeOptions& options, const std::function<void(c
   MergeProgress progress;
   progress.tensors_total = static_cast<int64_t>(plan.size());
   for (const auto& spec : specs) progress.bytes_total += spec.nbytes();
+  // Mapped input pages count in the resident set. A tensor whose inputs
+  // together fit in twice the largest tensor keeps them mapped across the
+  // method's passes and drops them when done; larger ones drop every chunk
+  // right after reading it (re-reading from the page cache in later passes).
+  // Either way peak memory stays near 2x the largest tensor, whatever the
+  // model size or the number of models.
+  size_t largest = 0;
+  for (const auto& p : plan) {
+    for (size_t i = 0; i < p.models.size(); ++i) largest = std::max(largest, p.models[i]->find(p.input_names[i]).info->spec.nbytes());
+  }
   for (auto& p : plan) {
     MergeTask& task = p.task;
     task.seed = options.seed;
+    size_t tensor_inputs = 0;
+    for (size_t i = 0; i < task.inputs.size(); ++i) tensor_inputs += p.models[i]->find(p.input_names[i]).info->spec.nbytes();
+    const bool release_per_chunk = tensor_inputs > 2 * largest;
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       const io::HfModel::Tensor tensor = p.models[i]->find(p.input_names[i]);
       report.input_bytes += tensor.info->spec.nbytes();
       const io::Dtype dtype = tensor.info->spec.dtype;
       const size_t element = io::dtype_bits(dtype) / 8;
-      task.inputs[i].read = [tensor, dtype, element](int64_t offset, int64_t count, float* out) {
+      task.inputs[i].read = [tensor, dtype, element, release_per_chunk](int64_t offset, int64_t count, float* out) {
         const uint8_t* data = tensor.file->data(*tensor.info) + static_cast<size_t>(offset) * element;
         io::to_f32(dtype, data, out, static_cast<size_t>(count));
-        // Read pages leave the resident set at once: peak memory stays
-        // bounded by the working buffers, not by the models' size.
-        tensor.file->release(*tensor.info, static_cast<size_t>(offset) * element, static_cast<size_t>(count) * element);
+        if (release_per_chunk) {
+          tensor.file->release(*tensor.info, static_cast<size_t>(offset) * element, static_cast<size_t>(count) * element);
+        }
       };
     }
     io::SafetensorsWriter* writer = writer_of.at(p.out.name);
@@ -379,6 +392,10 @@ MergeReport merge_models(const MergeOptions& options, const std::function<void(c
       io::from_f32(out_dtype, values, converted.data(), static_cast<size_t>(count));
       writer->write(name, static_cast<size_t>(offset) * out_element, converted.data(), converted.size());
     }, threads);
+    for (size_t i = 0; i < task.inputs.size(); ++i) {
+      const io::HfModel::Tensor tensor = p.models[i]->find(p.input_names[i]);
+      tensor.file->release(*tensor.info, 0, tensor.info->spec.nbytes());
+    }
     ++progress.tensors_done;
     progress.bytes_done += p.out.nbytes();
     progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

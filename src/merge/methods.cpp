@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <fmt/format.h>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -40,6 +42,7 @@ TaskArithmeticKind kind_of(const std::string& method) {
 // added in chunk order and do not depend on the thread count.
 struct Scratch {
   std::deque<std::vector<float>> buffers;  // a deque: growing it keeps references to earlier buffers valid
+  std::vector<int64_t> counts;             // per-thread histogram
   std::vector<float>& buffer(size_t i, int64_t size) {
     if (buffers.size() <= i) buffers.resize(i + 1);
     if (buffers[i].size() < static_cast<size_t>(size)) buffers[i].resize(static_cast<size_t>(size));
@@ -47,24 +50,59 @@ struct Scratch {
   }
 };
 
-template <class F>
-void for_chunks(int64_t numel, int threads, F fn) {
+// Scratch buffers outlive a single pass: allocating and zero-filling
+// fresh 4 MB buffers for every pass of every tensor cost more than the merge.
+class ScratchPool {
+ public:
+  std::unique_ptr<Scratch> acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.empty()) return std::make_unique<Scratch>();
+    auto scratch = std::move(free_.back());
+    free_.pop_back();
+    return scratch;
+  }
+  void release(std::unique_ptr<Scratch> scratch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(scratch));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Scratch>> free_;
+};
+
+ScratchPool& scratch_pool() {
+  static ScratchPool pool;
+  return pool;
+}
+
+struct NoFinish {
+  void operator()(Scratch&) const {}
+};
+
+// `finish(scratch)` runs once per worker thread after its last chunk, for
+// per-thread accumulators such as histograms.
+template <class F, class Finish = NoFinish>
+void for_chunks(int64_t numel, int threads, F fn, Finish finish = {}) {
   const int64_t chunks = (numel + kChunk - 1) / kChunk;
   std::atomic<int64_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto work = [&] {
-    Scratch scratch;
+    std::unique_ptr<Scratch> owned = scratch_pool().acquire();
+    Scratch& scratch = *owned;
     try {
       for (int64_t c; (c = next++) < chunks;) {
         const int64_t offset = c * kChunk;
         fn(scratch, c, offset, std::min(kChunk, numel - offset));
       }
+      finish(scratch);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();
       next = chunks;
     }
+    scratch_pool().release(std::move(owned));
   };
   const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
   std::vector<std::thread> pool;
@@ -156,41 +194,130 @@ struct RankCut {
   bool below(float v, int64_t index) const { return v < value || (v == value && index <= last_equal); }
 };
 
-// |x − base| of one input, over the whole tensor.
-void abs_delta(const MergeTask& task, const TensorInput& in, std::vector<float>& out, int threads) {
-  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
-  out.resize(static_cast<size_t>(task.numel));
-  for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
-    auto& b = s.buffer(0, count);
-    in.read(offset, count, out.data() + offset);
-    base.read(offset, count, b.data());
-    for (int64_t i = 0; i < count; ++i) {
-      out[static_cast<size_t>(offset + i)] = std::fabs(out[static_cast<size_t>(offset + i)] - b[static_cast<size_t>(i)]);
-    }
-  });
-}
+// Cuts at ascending ranks of |x − base|, for several inputs in the same
+// passes, found exactly without sorting or a tensor-sized buffer:
+// non-negative floats order like their bit patterns, so one histogram of the
+// high 16 bits and one of the low 16 bits under the chosen high half give the
+// value; an ordered pass runs only when ties straddle a cut.
+struct CutRequest {
+  size_t input;   // index into task.inputs
+  int64_t rank;   // r: the cut lies below the element of ascending rank r
+  RankCut* cut;
+};
 
-RankCut cut_at(const std::vector<float>& values, int64_t r) {
-  RankCut cut;
-  const auto n = static_cast<int64_t>(values.size());
-  if (r >= n) return cut;  // everything is below
-  if (r <= 0) {
-    cut.value = -std::numeric_limits<float>::infinity();
-    return cut;
-  }
-  std::vector<float> copy(values);
-  std::nth_element(copy.begin(), copy.begin() + r, copy.end());
-  cut.value = copy[static_cast<size_t>(r)];
-  int64_t less = 0;
-  for (float v : values) less += v < cut.value;
-  int64_t equal_needed = r - less;  // equal values that still rank below r
-  for (int64_t i = 0; i < n && equal_needed > 0; ++i) {
-    if (values[static_cast<size_t>(i)] == cut.value) {
-      cut.last_equal = i;
-      --equal_needed;
+void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int threads) {
+  std::vector<CutRequest> open;
+  for (const auto& q : requests) {
+    if (q.rank >= task.numel) {
+      *q.cut = RankCut{};  // everything is below
+    } else if (q.rank <= 0) {
+      q.cut->value = -std::numeric_limits<float>::infinity();
+    } else {
+      open.push_back(q);
     }
   }
-  return cut;
+  if (open.empty()) return;
+  // Inputs whose |δ| is needed, each once per pass.
+  std::vector<size_t> inputs;
+  for (const auto& q : open) {
+    if (std::find(inputs.begin(), inputs.end(), q.input) == inputs.end()) inputs.push_back(q.input);
+  }
+  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
+  const size_t buckets = 65536;
+  // Pass 1 has a histogram per input, pass 2 one per cut.
+  std::vector<int64_t> histogram(std::max(inputs.size(), open.size()) * buckets);
+  std::vector<uint32_t> high(open.size());
+  std::vector<int64_t> less(open.size(), 0);
+  std::mutex merge_mutex;
+  for (int pass = 0; pass < 2; ++pass) {
+    std::fill(histogram.begin(), histogram.end(), 0);
+    for_chunks(
+        task.numel, threads,
+        [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
+          if (s.counts.empty()) s.counts.assign(histogram.size(), 0);
+          float* b = s.buffer(0, count).data();
+          float* x = s.buffer(1, count).data();
+          base.read(offset, count, b);
+          for (size_t j = 0; j < inputs.size(); ++j) {
+            task.inputs[inputs[j]].read(offset, count, x);
+            if (pass == 0) {
+              int64_t* h = s.counts.data() + j * buckets;
+              for (int64_t i = 0; i < count; ++i) {
+                const float v = std::fabs(x[i] - b[i]);
+                uint32_t u;
+                std::memcpy(&u, &v, 4);
+                ++h[u >> 16];
+              }
+              continue;
+            }
+            for (size_t q = 0; q < open.size(); ++q) {
+              if (open[q].input != inputs[j]) continue;
+              // Only the high half this cut fell in is resolved further.
+              int64_t* h = s.counts.data() + q * buckets;
+              const uint32_t want = high[q];
+              for (int64_t i = 0; i < count; ++i) {
+                const float v = std::fabs(x[i] - b[i]);
+                uint32_t u;
+                std::memcpy(&u, &v, 4);
+                if ((u >> 16) == want) ++h[u & 0xFFFFu];
+              }
+            }
+          }
+        },
+        [&](Scratch& s) {
+          if (s.counts.empty()) return;
+          std::lock_guard<std::mutex> lock(merge_mutex);
+          for (size_t i = 0; i < histogram.size(); ++i) histogram[i] += s.counts[i];
+          s.counts.clear();
+        });
+    for (size_t q = 0; q < open.size(); ++q) {
+      const size_t j = static_cast<size_t>(std::find(inputs.begin(), inputs.end(), open[q].input) - inputs.begin());
+      const int64_t* h = histogram.data() + (pass == 0 ? j : q) * buckets;
+      uint32_t bucket = 0;
+      while (less[q] + h[bucket] <= open[q].rank) less[q] += h[bucket++];
+      if (pass == 0) {
+        high[q] = bucket;
+        continue;
+      }
+      RankCut& cut = *open[q].cut;
+      const uint32_t u = (high[q] << 16) | bucket;
+      std::memcpy(&cut.value, &u, 4);
+      int64_t needed = open[q].rank - less[q];  // equal values that still rank below, in index order
+      cut.last_equal = -1;
+      if (needed == h[bucket]) {
+        cut.last_equal = std::numeric_limits<int64_t>::max();
+        continue;
+      }
+      // Ties straddle the cut: count the equal values of every chunk in
+      // parallel, then walk only the chunk where the needed ones run out.
+      const TensorInput& in = task.inputs[open[q].input];
+      const int64_t chunks = (task.numel + kChunk - 1) / kChunk;
+      std::vector<int64_t> equal_in_chunk(static_cast<size_t>(chunks), 0);
+      const float value = cut.value;
+      for_chunks(task.numel, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
+        float* x = s.buffer(0, count).data();
+        float* b = s.buffer(1, count).data();
+        in.read(offset, count, x);
+        base.read(offset, count, b);
+        int64_t equal = 0;
+        for (int64_t i = 0; i < count; ++i) equal += std::fabs(x[i] - b[i]) == value;
+        equal_in_chunk[static_cast<size_t>(c)] = equal;
+      });
+      int64_t chunk = 0;
+      while (needed > equal_in_chunk[static_cast<size_t>(chunk)]) needed -= equal_in_chunk[static_cast<size_t>(chunk++)];
+      const int64_t offset = chunk * kChunk;
+      const int64_t count = std::min(kChunk, task.numel - offset);
+      std::vector<float> x(static_cast<size_t>(count)), b(static_cast<size_t>(count));
+      in.read(offset, count, x.data());
+      base.read(offset, count, b.data());
+      for (int64_t i = 0; i < count && needed > 0; ++i) {
+        if (std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]) == value) {
+          cut.last_equal = offset + i;
+          --needed;
+        }
+      }
+    }
+  }
 }
 
 // Counter-based randomness: element i of input m of this tensor always gets
@@ -209,12 +336,26 @@ uint64_t stream_for(const MergeTask& task, size_t input) {
   return h ^ (0xD1B54A32D192ED03ULL * (input + 1));
 }
 
+// d[i] = factor·(d[i] − b[i]) where |d[i] − b[i]| lies between the cuts,
+// else 0. Multiplying by the 0/1 mask instead of branching lets it vectorise.
+template <bool LowerInclusive, bool UpperInclusive>
+void keep_between(float* d, const float* b, size_t begin, size_t end, float lo, float hi, float factor) {
+  for (size_t i = begin; i < end; ++i) {
+    const float delta = d[i] - b[i];
+    const float a = std::fabs(delta);
+    const bool above = LowerInclusive ? a >= lo : a > lo;
+    const bool below = UpperInclusive ? a <= hi : a < hi;
+    d[i] = factor * delta * static_cast<float>(above & below);
+  }
+}
+
 struct DeltaPlan {
   size_t input = 0;
   float weight = 0;
   Sparsify sparsify = Sparsify::kNone;
   double density = 1;
   RankCut lower, upper;  // keep when not below `lower` and below `upper`
+  int64_t lower_rank = 0, upper_rank = 0;
   uint64_t stream = 0;
   float scale = 1;       // rescale factor
   bool keep(float abs_delta, int64_t index) const {
@@ -240,7 +381,6 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
   const int64_t n = task.numel;
 
   std::vector<DeltaPlan> plans;
-  std::vector<float> magnitudes;
   for (size_t m = 0; m < task.inputs.size(); ++m) {
     if (static_cast<int>(m) == task.base) continue;
     DeltaPlan p;
@@ -264,13 +404,18 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
           bottom = 0;
         }
       }
-      abs_delta(task, task.inputs[m], magnitudes, threads);
-      p.lower = cut_at(magnitudes, bottom);
-      p.upper = cut_at(magnitudes, n - top);
+      p.lower_rank = bottom;
+      p.upper_rank = n - top;
     }
     plans.push_back(p);
   }
-  magnitudes = std::vector<float>();
+  std::vector<CutRequest> requests;
+  for (auto& p : plans) {
+    if (p.sparsify != Sparsify::kMagnitude && p.sparsify != Sparsify::kMagnitudeOutliers) continue;
+    requests.push_back({p.input, p.lower_rank, &p.lower});
+    requests.push_back({p.input, p.upper_rank, &p.upper});
+  }
+  find_cuts(task, requests, threads);
 
   if (rescale) {
     // Keep each delta's L1 norm, as current mergekit does (not 1/density).
@@ -301,52 +446,104 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
     }
   }
 
+  // The final pass, written as flat loops over each chunk so they vectorise.
+  const bool consensus = kind.consensus != Consensus::kNone;
   for_chunks(n, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
-    auto& b = s.buffer(0, count);
-    auto& out = s.buffer(1, count);
-    base.read(offset, count, b.data());
-    std::vector<std::vector<float>*> deltas;
+    const auto size = static_cast<size_t>(count);
+    float* b = s.buffer(0, count).data();
+    float* mixed = s.buffer(1, count).data();
+    float* divisor = s.buffer(2, count).data();
+    float* majority = s.buffer(3, count).data();
+    base.read(offset, count, b);
+    std::vector<float*> weighted;
     for (size_t k = 0; k < plans.size(); ++k) {
-      auto& d = s.buffer(2 + k, count);
-      task.inputs[plans[k].input].read(offset, count, d.data());
-      for (int64_t i = 0; i < count; ++i) {
-        const float delta = d[static_cast<size_t>(i)] - b[static_cast<size_t>(i)];
-        const bool kept = plans[k].keep(std::fabs(delta), offset + i);
-        d[static_cast<size_t>(i)] = kept ? plans[k].weight * (delta * plans[k].scale) : 0.0f;
-      }
-      deltas.push_back(&d);
-    }
-    for (int64_t i = 0; i < count; ++i) {
-      const auto at = static_cast<size_t>(i);
-      float majority = 0;
-      if (kind.consensus == Consensus::kSum) {
-        float total = 0;
-        for (auto* d : deltas) total += (*d)[at];
-        majority = total >= 0 ? 1.0f : -1.0f;
-      } else if (kind.consensus == Consensus::kCount) {
-        float votes = 0;
-        for (auto* d : deltas) votes += static_cast<float>(((*d)[at] > 0) - ((*d)[at] < 0));
-        majority = votes >= 0 ? 1.0f : -1.0f;
-      }
-      float mixed = 0, divisor = 0;
-      for (size_t k = 0; k < deltas.size(); ++k) {
-        const float wd = (*deltas[k])[at];
-        if (kind.consensus != Consensus::kNone) {
-          const float sign = static_cast<float>((wd > 0) - (wd < 0));
-          if (sign != majority) continue;  // a zero never matches
+      const DeltaPlan& p = plans[k];
+      float* d = s.buffer(4 + k, count).data();
+      task.inputs[p.input].read(offset, count, d);
+      const float factor = p.weight * p.scale;
+      switch (p.sparsify) {
+        case Sparsify::kNone:
+          for (size_t i = 0; i < size; ++i) d[i] = factor * (d[i] - b[i]);
+          break;
+        case Sparsify::kRandom:
+          for (size_t i = 0; i < size; ++i) {
+            d[i] = uniform(p.stream, offset + static_cast<int64_t>(i)) < p.density ? factor * (d[i] - b[i]) : 0.0f;
+          }
+          break;
+        default: {
+          const float lo = p.lower.value, hi = p.upper.value;
+          const int64_t lo_last = p.lower.last_equal, hi_last = p.upper.last_equal;
+          // Equal values count as below a cut up to its last_equal index. In
+          // index ranges that do not contain a last_equal, each comparison is
+          // either inclusive or exclusive throughout, so the loops stay
+          // branch-free and vectorise even when ties are common (bf16 deltas).
+          auto split = [&](int64_t last) {
+            if (last < offset) return size_t{0};
+            return static_cast<size_t>(std::min<int64_t>(last - offset + 1, count));
+          };
+          const size_t lo_split = split(lo_last), hi_split = split(hi_last);
+          size_t bounds[4] = {0, std::min(lo_split, hi_split), std::max(lo_split, hi_split), size};
+          for (int r = 0; r < 3; ++r) {
+            const size_t begin = bounds[r], end = bounds[r + 1];
+            if (begin >= end) continue;
+            const bool lo_inclusive = begin >= lo_split;  // equal values past last_equal are kept
+            const bool hi_inclusive = begin < hi_split;   // equal values up to last_equal rank below
+            if (lo_inclusive && hi_inclusive) {
+              keep_between<true, true>(d, b, begin, end, lo, hi, factor);
+            } else if (lo_inclusive) {
+              keep_between<true, false>(d, b, begin, end, lo, hi, factor);
+            } else if (hi_inclusive) {
+              keep_between<false, true>(d, b, begin, end, lo, hi, factor);
+            } else {
+              keep_between<false, false>(d, b, begin, end, lo, hi, factor);
+            }
+          }
         }
-        mixed += wd;
-        divisor += plans[k].weight;
       }
-      if (kind.consensus != Consensus::kNone) {
-        if (divisor == 0) divisor = 1;
-      } else if (std::fabs(divisor) < 1e-8f) {
-        divisor = 1;
-      }
-      if (normalize) mixed /= divisor;
-      out[at] = b[at] + mixed * lambda;
+      weighted.push_back(d);
     }
-    sink(offset, out.data(), count);
+    std::fill(mixed, mixed + size, 0.0f);
+    if (consensus) std::fill(divisor, divisor + size, 0.0f);
+    if (kind.consensus == Consensus::kSum) {
+      for (float* d : weighted) {
+        for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
+      }
+      for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
+      std::fill(mixed, mixed + size, 0.0f);
+    } else if (kind.consensus == Consensus::kCount) {
+      for (float* d : weighted) {
+        for (size_t i = 0; i < size; ++i) mixed[i] += static_cast<float>(d[i] > 0) - static_cast<float>(d[i] < 0);
+      }
+      for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
+      std::fill(mixed, mixed + size, 0.0f);
+    }
+    for (size_t k = 0; k < weighted.size(); ++k) {
+      const float* d = weighted[k];
+      const float w = plans[k].weight;
+      if (consensus) {
+        for (size_t i = 0; i < size; ++i) {
+          // A zero has no sign and never agrees with the elected one.
+          const auto agrees = static_cast<float>((d[i] * majority[i]) > 0.0f);
+          mixed[i] += d[i] * agrees;
+          divisor[i] += w * agrees;
+        }
+      } else {
+        for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
+      }
+    }
+    float total_weight = 0;
+    for (const auto& p : plans) total_weight += p.weight;
+    if (!consensus && std::fabs(total_weight) < 1e-8f) total_weight = 1;
+    if (normalize && consensus) {
+      for (size_t i = 0; i < size; ++i) {
+        const float div = divisor[i] + static_cast<float>(divisor[i] == 0);  // 0 → 1
+        mixed[i] = b[i] + (mixed[i] / div) * lambda;
+      }
+    } else {
+      const float scale = (normalize ? 1.0f / total_weight : 1.0f) * lambda;
+      for (size_t i = 0; i < size; ++i) mixed[i] = b[i] + mixed[i] * scale;
+    }
+    sink(offset, mixed, count);
   });
 }
 

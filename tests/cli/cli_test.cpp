@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/hf_models.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 #include "support/test_tokenizer.h"
@@ -189,6 +190,27 @@ TEST(Cli, BadShardsAndBadRecordsExitTwo) {
   EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
   EXPECT_NE(lenient.err.find("skipped 1 bad records (first at line 2: invalid JSON)"), std::string::npos)
       << lenient.err;
+}
+
+TEST(Cli, MergeWritesAModelAndRejectsBadConfigsWithExitTwo) {
+  testing::TempDir dir;
+  testing::write_model(dir.file("base"), {}, 1, 0.0f);
+  testing::write_model(dir.file("chat"), {}, 2, 0.5f);
+  const std::string good = dir.write("slerp.yaml", "models:\n  - model: " + dir.file("base") + "\n  - model: " +
+                                                       dir.file("chat") + "\nmerge_method: slerp\nbase_model: " +
+                                                       dir.file("base") + "\nparameters: {t: [0, 1]}\n");
+  const CommandResult ok = cpt_train("merge --config " + good + " --output " + dir.file("merged"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.err.find("wrote " + dir.file("merged") + ": 30 tensors"), std::string::npos) << ok.err;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("merged/model.safetensors")));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("merged/tokenizer.model")));
+
+  const std::string bad = dir.write("bad.yaml", "models:\n  - model: " + dir.file("base") + "\nmerge_method: frankenmerge\n");
+  const CommandResult r = cpt_train("merge --config " + bad + " --output " + dir.file("bad-out"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("merge_method 'frankenmerge' is not supported; supported: linear, slerp"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad-out")));
 }
 
 TEST(Cli, VersionNamesLibTorch) {

@@ -146,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
     Table, BadSafetensorsTest,
     ::testing::Values(
         BadFile{"too_short", "abc", "3 bytes is too short for a safetensors file"},
-        BadFile{"header_past_end", raw_file(kGood, "").substr(0, 20), "header length 57 runs past the end of the 20-byte file"},
+        BadFile{"header_past_end", raw_file(kGood, "").substr(0, 20), "header length 54 runs past the end of the 20-byte file"},
         BadFile{"huge_header", std::string("\xff\xff\xff\xff\x00\x00\x00\x00", 8) + "{}", "header length 4294967295 exceeds the 100 MB limit"},
         BadFile{"not_json", raw_file("{not json", ""), "the header is not valid UTF-8 JSON"},
         BadFile{"truncated_data", raw_file(kGood, "1234"), "the tensors end at byte 8 of the data but the file holds 4; it is truncated or has trailing bytes"},

@@ -158,6 +158,30 @@ TEST(Merge, TensorsLargerThanOneChunkMatchTheReference) {
                        {"weights", {1.0, 0.5}}, {"densities", {0.3, 0.7}}, {"normalize", true}});
 }
 
+// bf16 weights make many |delta| values equal, so ties straddle the density
+// cuts: the kept set must still be exactly k elements, ties broken by index.
+TEST(Merge, TiesOnBf16ModelsBreaksTiesAtTheCutLikeAStableSort) {
+  testing::TempDir dir;
+  const testing::TinyLlama shape;
+  const std::string base = dir.file("base"), a = dir.file("a"), b = dir.file("b");
+  testing::write_model(base, shape, 1, 0.0f, io::Dtype::kBF16);
+  testing::write_model(a, shape, 2, 0.05f, io::Dtype::kBF16);
+  testing::write_model(b, shape, 3, 0.05f, io::Dtype::kBF16);
+  const std::string config = dir.write("ties.yaml", fmt::format(
+      "models:\n  - model: {0}\n  - model: {1}\n    parameters: {{density: 0.5, weight: 0.7}}\n  - model: {2}\n"
+      "    parameters: {{density: 0.25, weight: 0.3}}\nmerge_method: ties\nbase_model: {0}\nout_dtype: float32\n",
+      base, a, b));
+  const std::string out = dir.file("out");
+  run(config, out);
+  if (!have_numpy()) GTEST_SKIP();
+  const nlohmann::json spec = {{"method", "ties"}, {"models", {base, a, b}}, {"base", 0}, {"output", out},
+                               {"weights", {0.7, 0.3}}, {"densities", {0.5, 0.25}}, {"normalize", true}};
+  const std::string path = dir.write("spec.json", spec.dump());
+  const testing::CommandResult r = testing::run_command(
+      std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
 TEST(Merge, OutputIsAnHfModelWithTheExpectedNamesShapesAndFiles) {
   Models m;
   const std::string out = m.dir.file("out");
@@ -197,6 +221,27 @@ TEST(Merge, ShardsOutputWithAnIndex) {
   EXPECT_EQ(index["weight_map"]["lm_head.weight"], fmt::format("model-{:05d}-of-{:05d}.safetensors", report.shards, report.shards));
   const io::HfModel reread(o.output);
   EXPECT_EQ(reread.tensor_names().size(), 3u + 3u * 9u);
+}
+
+// The example configs in tests/merge/configs, as users write them.
+TEST(Merge, ExampleConfigsMergeAndLoadBackWithTheExpectedNamesAndShapes) {
+  Models m;
+  for (const char* name : {"gradient-slerp.yaml", "ties.yaml", "dare-ties.yaml"}) {
+    std::string yaml = testing::read_file(std::string(CPT_SOURCE_DIR) + "/tests/merge/configs/" + name);
+    for (const auto& [key, value] : std::map<std::string, std::string>{{"${BASE}", m.base}, {"${CHAT}", m.a}, {"${MEDICAL}", m.b}}) {
+      for (size_t at; (at = yaml.find(key)) != std::string::npos;) yaml.replace(at, key.size(), value);
+    }
+    const std::string out = m.dir.file(std::string("out-") + name);
+    run(m.config(yaml), out);
+    const io::HfModel merged(out);
+    const io::HfModel base(m.base);
+    EXPECT_EQ(merged.tensor_names(), base.tensor_names()) << name;
+    for (const auto& tensor : base.tensor_names()) {
+      EXPECT_EQ(merged.find(tensor).info->spec.shape, base.find(tensor).info->spec.shape) << name << " " << tensor;
+    }
+    const io::Dtype expected = std::string(name) == "ties.yaml" ? io::Dtype::kF16 : io::Dtype::kBF16;
+    EXPECT_EQ(merged.find("lm_head.weight").info->spec.dtype, expected) << name;
+  }
 }
 
 struct BadMerge {
