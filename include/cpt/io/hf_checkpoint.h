@@ -1,0 +1,30 @@
+#pragma once
+// Hugging Face checkpoints <-> LibTorch parameters. Torch-facing.
+
+#include <torch/nn/module.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cpt/io/dtype.h"
+#include "cpt/model/config.h"
+
+namespace cpt::io {
+
+// config.json for LlamaForCausalLM with this shape, as transformers writes it.
+nlohmann::json llama_config_json(const model::Shape& shape, Dtype dtype);
+
+// Copies every parameter of `module` from the HF directory `dir` (single or
+// sharded safetensors; F32/F16/BF16), converting to the parameter's dtype.
+// Old conversions' rotary_emb.inv_freq is ignored. Throws InputError naming
+// the file for the first missing, unexpected or misshapen tensor, and for
+// non-finite values.
+void load_hf_weights(torch::nn::Module& module, const std::string& dir);
+
+// Writes the parameters as HF safetensors (model.safetensors, or
+// model-0000K-of-0000N.safetensors + index past max_shard_size) and
+// config.json into `dir`, which must exist.
+void save_hf_weights(const torch::nn::Module& module, const model::Shape& shape, const std::string& dir, Dtype dtype,
+                     int64_t max_shard_size);
+
+}  // namespace cpt::io

@@ -1,0 +1,90 @@
+#pragma once
+// The Llama-2 decoder in LibTorch. Module and parameter names are Hugging
+// Face's ("model.layers.0.self_attn.q_proj.weight"), so named_parameters()
+// is the HF state dict and checkpoints load and save without renaming.
+// Torch-facing: include only from torch targets.
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include "cpt/model/config.h"
+
+namespace cpt::model {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  // Statistics in fp32, result cast back to the input dtype, then scaled.
+  torch::Tensor forward(const torch::Tensor& x);  // (..., dim)
+
+ private:
+  torch::Tensor weight_;  // (dim)
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const Shape& shape);
+  // x: (batch, seq, hidden); cos, sin: (batch, 1, seq, head_dim);
+  // mask: empty for plain causal, else (batch, 1, seq, seq) bool, true = attend.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+  torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const Shape& shape);
+  torch::Tensor forward(const torch::Tensor& x);  // SwiGLU: down(silu(gate(x)) * up(x))
+
+ private:
+  torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const Shape& shape);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask);
+
+ private:
+  RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  Attention self_attn_{nullptr};
+  Mlp mlp_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class LlamaImpl : public torch::nn::Module {
+ public:
+  explicit LlamaImpl(Shape shape);
+
+  // tokens: (batch, seq) int64. positions: (batch, seq) int64, empty for
+  // 0..seq-1; the loader's positions restart at 0 at each document start.
+  // document_mask: attend only within a document (documents start where
+  // positions are 0). Returns logits (batch, seq, vocab) in fp32.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {}, bool document_mask = false);
+
+  // Hugging Face's initialisation: every matrix N(0, 0.02), norms 1.
+  void init_weights(uint64_t seed);
+
+  const Shape& shape() const { return shape_; }
+
+ private:
+  Shape shape_;
+  torch::nn::Embedding embed_tokens_{nullptr};
+  torch::nn::ModuleList layers_{nullptr};
+  RMSNorm norm_{nullptr};
+  torch::nn::Linear lm_head_{nullptr};
+  torch::Tensor inv_freq_;  // (head_dim / 2) fp32, not a parameter
+};
+TORCH_MODULE(Llama);
+
+}  // namespace cpt::model

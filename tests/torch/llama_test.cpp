@@ -1,0 +1,153 @@
+// The Llama decoder against an independent python3-torch implementation of
+// Hugging Face's math, through the checkpoint this project writes.
+
+#include "cpt/model/llama.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cpt/common/error.h"
+#include "cpt/io/hf_checkpoint.h"
+#include "cpt/io/hf_model.h"
+#include "cpt/model/shape.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace cpt::model {
+namespace {
+
+Shape small_gqa() {
+  Shape s;
+  s.hidden_size = 64;
+  s.intermediate_size = 96;
+  s.num_hidden_layers = 2;
+  s.num_attention_heads = 8;
+  s.num_key_value_heads = 2;
+  s.vocab_size = 101;
+  s.max_position_embeddings = 64;
+  s.rms_norm_eps = 1e-5;
+  s.rope_theta = 10000.0;
+  return s;
+}
+
+bool have_torch() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
+
+TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
+  Llama llama(small_gqa());
+  int64_t count = 0;
+  std::vector<std::string> names;
+  for (const auto& p : llama->named_parameters()) {
+    count += p.value().numel();
+    names.push_back(p.key());
+  }
+  EXPECT_EQ(count, parameter_count(small_gqa()));
+  EXPECT_NE(std::find(names.begin(), names.end(), "model.layers.1.self_attn.k_proj.weight"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "model.layers.0.post_attention_layernorm.weight"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "lm_head.weight"), names.end());
+  EXPECT_EQ(llama->named_parameters()["model.layers.0.self_attn.k_proj.weight"].sizes(), (std::vector<int64_t>{16, 64}));
+}
+
+TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
+  if (!have_torch()) GTEST_SKIP() << "python3-torch missing (scripts/setup.sh installs it)";
+  testing::TempDir dir;
+  const Shape shape = small_gqa();
+  Llama written(shape);
+  written->init_weights(7);
+  // Norm weights away from 1, so a wrong norm cannot pass unnoticed.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : written->named_parameters()) {
+      if (p.value().dim() == 1) p.value().uniform_(0.5, 1.5);
+    }
+  }
+  io::save_hf_weights(*written, shape, dir.path(), io::Dtype::kF32, 5'000'000'000);
+
+  Llama loaded(shape);
+  io::load_hf_weights(*loaded, dir.path());
+  const std::vector<std::vector<int64_t>> rows = {{1, 5, 9, 33, 2, 100, 7, 7, 64, 3, 12, 0}, {4, 4, 4, 80, 91, 1, 2, 3, 50, 60, 70, 99}};
+  auto tokens = torch::tensor(rows[0]).view({1, 12});
+  tokens = torch::cat({tokens, torch::tensor(rows[1]).view({1, 12})});
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = loaded->forward(tokens).contiguous();
+  }
+  const std::string out = dir.file("reference.f32");
+  const testing::CommandResult r = testing::run_command(
+      fmt::format("/usr/bin/python3 {}/tests/model/hf_llama_reference.py {} '{}' {}", CPT_SOURCE_DIR, dir.path(),
+                  nlohmann::json(rows).dump(), out));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string bytes = testing::read_file(out);
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(logits.numel()) * 4);
+  auto reference = torch::from_blob(const_cast<char*>(bytes.data()), logits.sizes(), torch::kFloat).clone();
+  const double max_diff = (logits - reference).abs().max().item<double>();
+  EXPECT_LT(max_diff, 1e-4) << "max |logit difference|";
+  EXPECT_GT(logits.abs().max().item<double>(), 0.1) << "logits are not trivially small";
+}
+
+TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
+  const Shape shape = small_gqa();
+  Llama llama(shape);
+  llama->init_weights(3);
+  torch::NoGradGuard no_grad;
+  // Two documents packed in one row vs the second document alone.
+  auto packed = torch::tensor({5, 6, 7, 8, 10, 11, 12, 13}).view({1, 8});
+  auto positions = torch::tensor({0, 1, 2, 3, 0, 1, 2, 3}).view({1, 8});
+  auto alone = torch::tensor({10, 11, 12, 13}).view({1, 4});
+  auto with_mask = llama->forward(packed, positions, /*document_mask=*/true);
+  auto reference = llama->forward(alone);
+  EXPECT_LT((with_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-5);
+  auto without_mask = llama->forward(packed);
+  EXPECT_GT((without_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-3) << "the mask matters";
+}
+
+TEST(HfCheckpoint, BadCheckpointsAreRejectedWithTheFirstProblem) {
+  testing::TempDir dir;
+  const Shape shape = small_gqa();
+  Llama llama(shape);
+  llama->init_weights(1);
+  io::save_hf_weights(*llama, shape, dir.path(), io::Dtype::kBF16, 20'000);  // sharded, bf16
+  EXPECT_TRUE(std::filesystem::exists(dir.file("model.safetensors.index.json")));
+  Llama again(shape);
+  EXPECT_NO_THROW(io::load_hf_weights(*again, dir.path()));
+  EXPECT_TRUE(torch::allclose(again->named_parameters()["lm_head.weight"], llama->named_parameters()["lm_head.weight"], 0, 1e-2));
+
+  Shape wider = shape;
+  wider.hidden_size = 128;
+  Llama wrong(wider);
+  try {
+    io::load_hf_weights(*wrong, dir.path());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("has shape [101,64]"), std::string::npos) << e.what();
+  }
+  Shape deeper = shape;
+  deeper.num_hidden_layers = 3;
+  Llama missing(deeper);
+  try {
+    io::load_hf_weights(*missing, dir.path());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("has no tensor 'model.layers.2."), std::string::npos) << e.what();
+  }
+  {
+    torch::NoGradGuard no_grad;
+    llama->named_parameters()["model.norm.weight"][3] = std::numeric_limits<float>::quiet_NaN();
+  }
+  testing::TempDir nan_dir;
+  io::save_hf_weights(*llama, shape, nan_dir.path(), io::Dtype::kF32, 5'000'000'000);
+  try {
+    io::load_hf_weights(*again, nan_dir.path());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'model.norm.weight'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace cpt::model
