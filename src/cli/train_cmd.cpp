@@ -13,6 +13,7 @@
 #include "cpt/config/serialize.h"
 #include "cpt/dist/env.h"
 #include "cpt/train/plan.h"
+#include "cpt/train/trainer.h"
 
 namespace cpt::cli {
 
@@ -60,11 +61,13 @@ int run_train(const TrainArgs& args) {
     return kExitOk;
   }
 
-  // A real run needs every input; a dry run only warned about them.
-  if (!loaded.warnings.empty()) throw InputError(loaded.source + ": " + loaded.warnings.front());
-  const std::string resolved = config::write_resolved(loaded.config, loaded.source);
-  spdlog::info("wrote {}", resolved);
-  throw NotBuiltYet("training", "the trainer lands with the CPT core issue #4; use --dry-run to plan");
+  const dist::LaunchEnv env = dist::launch_env_from_environment();
+  if (env.world_size > 1) {
+    throw NotBuiltYet("data-parallel training", "issue #5; run one process for now");
+  }
+  train::TrainOptions train_options;
+  train_options.resume = args.resume;
+  return train::run_training(loaded, train_options);
 }
 
 }  // namespace cpt::cli

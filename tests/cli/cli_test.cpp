@@ -89,7 +89,7 @@ TEST(Cli, BadValueThroughSetExitsTwo) {
       << r.err;
 }
 
-TEST(Cli, RealRunWritesTheResolvedConfigThenSaysTheTrainerIsNotBuilt) {
+TEST(Cli, RealRunWritesTheResolvedConfigAndRejectsEmptyShards) {
   testing::TempDir dir;
   dir.write("shards/a.bin", "");
   dir.write("shards/a.idx", "");
@@ -97,7 +97,7 @@ TEST(Cli, RealRunWritesTheResolvedConfigThenSaysTheTrainerIsNotBuilt) {
                                                      dir.file("shards/a") + "}]\n");
   const CommandResult r = cpt_train("--config " + path);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("training is not built yet"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("data.sources[0] 'a': '" + dir.file("shards/a") + ".idx': 0 bytes is too short"), std::string::npos) << r.err;
   const std::string resolved = testing::read_file(dir.file("out/config.resolved.yaml"));
   EXPECT_NE(resolved.find("hidden_size: 256"), std::string::npos) << resolved;
 }

@@ -48,11 +48,7 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
-def main():
-    model_dir, tokens_json, out = sys.argv[1:4]
-    cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    w = load(model_dir)
-    tokens = torch.tensor(json.loads(tokens_json), dtype=torch.long)
+def forward(w, cfg, tokens):
     batch, seq = tokens.shape
     d = cfg["hidden_size"]
     heads = cfg["num_attention_heads"]
@@ -88,8 +84,15 @@ def main():
         gate = torch.nn.functional.silu(x @ w[p + "mlp.gate_proj.weight"].T)
         h = h + (gate * (x @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
     h = rms_norm(h, w["model.norm.weight"], eps)
-    logits = (h @ w["lm_head.weight"].T).float()
-    logits.numpy().astype("<f4").tofile(out)
+    return (h @ w["lm_head.weight"].T).float()
+
+
+def main():
+    model_dir, tokens_json, out = sys.argv[1:4]
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    w = load(model_dir)
+    tokens = torch.tensor(json.loads(tokens_json), dtype=torch.long)
+    forward(w, cfg, tokens).numpy().astype("<f4").tofile(out)
 
 
 if __name__ == "__main__":

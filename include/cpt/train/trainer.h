@@ -1,0 +1,38 @@
+#pragma once
+// The training run: model, data, optimizer, schedule, eval, checkpoints.
+// Torch-facing.
+
+#include <string>
+#include <vector>
+
+#include "cpt/config/config.h"
+#include "cpt/data/torch_batch.h"
+#include "cpt/model/llama.h"
+#include "cpt/train/optimizer.h"
+
+namespace cpt::train {
+
+struct StepResult {
+  double loss = 0;       // mean token loss over the whole global batch
+  double grad_norm = 0;  // before clipping
+  bool finite = true;    // false: the update was skipped
+};
+
+// One optimizer step over this rank's micro-batches: forward, backward
+// (gradients accumulate; each micro-batch weighs by its share of the
+// tokens), global-norm clipping, AdamW at `lr`. A non-finite loss or norm
+// skips the update and leaves the weights untouched.
+StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
+                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip);
+
+struct TrainOptions {
+  std::string resume = "auto";  // auto | none | PATH
+  int rank = 0;
+  int world_size = 1;
+};
+
+// Runs the whole job. Returns the exit code: 0 done, 75 stopped by SIGTERM
+// or SIGUSR1 after saving a checkpoint. Throws InputError for bad inputs.
+int run_training(const config::Loaded& loaded, const TrainOptions& options);
+
+}  // namespace cpt::train

@@ -1,0 +1,288 @@
+#include "cpt/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <spdlog/spdlog.h>
+
+#include "cpt/common/error.h"
+#include "cpt/config/serialize.h"
+#include "cpt/data/loader.h"
+#include "cpt/data/sources.h"
+#include "cpt/data/tokenizer.h"
+#include "cpt/io/hf_checkpoint.h"
+#include "cpt/io/atomic_file.h"
+#include "cpt/model/shape.h"
+#include "cpt/train/checkpoint.h"
+#include "cpt/train/schedule.h"
+
+namespace fs = std::filesystem;
+
+namespace cpt::train {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+void on_stop_signal(int signal) { g_stop_signal = signal; }
+
+using Clock = std::chrono::steady_clock;
+
+// fp32 matmul FLOP/s of this machine, measured once: the CPU's practical
+// peak, against which MFU is reported.
+double measure_matmul_flops() {
+  torch::NoGradGuard no_grad;
+  const int64_t n = 1024;
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::mm(a, b);  // warm up
+  const auto start = Clock::now();
+  int runs = 0;
+  while (std::chrono::duration<double>(Clock::now() - start).count() < 0.3) {
+    torch::mm(a, b);
+    ++runs;
+  }
+  return 2.0 * n * n * n * runs / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), targets.view({-1})).item<double>();
+}
+
+// Mean token loss over up to max_batches micro-batches of the held-out windows.
+double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch, int64_t max_batches) {
+  torch::NoGradGuard no_grad;
+  const int64_t seq = set.seq_len();
+  const int64_t samples = std::min(set.samples_per_epoch(), max_batches * micro_batch);
+  double total = 0;
+  int64_t count = 0;
+  std::vector<int64_t> window(static_cast<size_t>(seq + 1));
+  for (int64_t first = 0; first < samples; first += micro_batch) {
+    const int64_t rows = std::min(micro_batch, samples - first);
+    auto tokens = torch::empty({rows, seq}, torch::kLong), targets = torch::empty({rows, seq}, torch::kLong);
+    for (int64_t r = 0; r < rows; ++r) {
+      set.read(first + r, window.data(), nullptr);
+      std::memcpy(tokens[r].data_ptr<int64_t>(), window.data(), static_cast<size_t>(seq) * 8);
+      std::memcpy(targets[r].data_ptr<int64_t>(), window.data() + 1, static_cast<size_t>(seq) * 8);
+    }
+    total += cross_entropy(model->forward(tokens), targets) * static_cast<double>(rows);
+    count += rows;
+  }
+  return count > 0 ? total / static_cast<double>(count) : 0.0;
+}
+
+std::string config_hash(const config::Config& c) {
+  // The model and the optimisation recipe; data weights and step counts may change on resume.
+  const auto json = config::to_json(c);
+  return fmt::format("{:016x}", std::hash<std::string>{}(json["model"].dump() + json["optimizer"].dump()));
+}
+
+// On resume, drop metrics rows past the checkpoint: those steps run again.
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto row = nlohmann::json::parse(line, nullptr, false);
+    if (!row.is_discarded() && row.value("step", int64_t{0}) <= step) kept += line + "\n";
+  }
+  io::write_file_atomic(path, kept);
+}
+
+}  // namespace
+
+StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
+                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip) {
+  StepResult result;
+  for (const auto& [name, p] : parameters) p.mutable_grad() = torch::Tensor();
+  int64_t total_tokens = 0;
+  for (const auto& b : micro_batches) total_tokens += b.targets.numel();
+  for (auto& b : micro_batches) {
+    const auto logits = model->forward(b.tokens);  // (micro_batch, seq, vocab) fp32
+    const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+    const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
+    (loss * share).backward();
+    result.loss += loss.item<double>() * share;
+  }
+  result.grad_norm = clip_grad_norm(parameters, grad_clip);
+  result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
+  if (result.finite) optimizer.step(lr);
+  return result;
+}
+
+int run_training(const config::Loaded& loaded, const TrainOptions& options) {
+  const config::Config& c = loaded.config;
+  if (!loaded.warnings.empty()) throw InputError(loaded.source + ": " + loaded.warnings.front());
+  config::write_resolved(c, loaded.source);  // creates run.output_dir, or says why it cannot
+  const CheckpointPaths paths{(fs::path(c.run.output_dir) / "checkpoints").string()};
+  const std::string metrics_path = (fs::path(c.run.output_dir) / "metrics.jsonl").string();
+
+  if (!c.tokenizer.empty()) {
+    const data::Tokenizer tokenizer(c.tokenizer);
+    if (tokenizer.vocab_size() != c.model.shape.vocab_size) {
+      throw InputError(fmt::format("{}: tokenizer '{}' has {} pieces but model.vocab_size is {}; they must match",
+                                   loaded.source, c.tokenizer, tokenizer.vocab_size(), c.model.shape.vocab_size));
+    }
+  }
+
+  model::Llama model(c.model.shape);
+  if (c.model.init_from.empty()) {
+    model->init_weights(static_cast<uint64_t>(c.run.seed));
+  } else {
+    // A new CPT phase from a base (or from one of our checkpoints): weights
+    // only; optimizer, schedule and data start fresh.
+    io::load_hf_weights(*model, c.model.init_from);
+  }
+  NamedTensors parameters;
+  for (auto& p : model->named_parameters()) parameters.emplace_back(p.key(), p.value());
+  AdamW optimizer(parameters, c.optimizer);
+
+  TrainerState state;
+  state.config_hash = config_hash(c);
+  std::optional<std::string> resume_from;
+  if (options.resume == "auto") {
+    resume_from = latest_checkpoint(paths);
+  } else if (options.resume != "none") {
+    resume_from = options.resume;
+  } else if (latest_checkpoint(paths)) {
+    throw InputError(fmt::format("{} already holds checkpoints; pass --resume auto to continue, or use another "
+                                 "run.output_dir",
+                                 paths.root));
+  }
+  const data::BlendState* data_state = nullptr;
+  if (resume_from) {
+    state = load_checkpoint(*resume_from, model, optimizer);
+    if (state.config_hash != config_hash(c)) {
+      spdlog::warn("resuming {} with a changed model or optimizer config", *resume_from);
+      state.config_hash = config_hash(c);
+    }
+    data_state = &state.data;
+    truncate_metrics(metrics_path, state.step);
+    spdlog::info("resumed from {} at step {}", *resume_from, state.step);
+  }
+
+  const data::TrainingSources sources = data::open_training_sources(c.data, static_cast<uint64_t>(c.run.seed));
+  const auto eval_sets = data::open_eval_sets(c.data);
+  data::LoaderOptions loader_options;
+  loader_options.global_batch_size = c.train.global_batch_size;
+  loader_options.micro_batch_size = c.train.micro_batch_size;
+  loader_options.rank = options.rank;
+  loader_options.world_size = options.world_size;
+  loader_options.vocab_size = c.model.shape.vocab_size;
+  data::Loader loader(sources.sources, sources.weights, loader_options, data_state);
+
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
+  // Fault injection for the resume tests: "13:KILL" raises SIGKILL after
+  // step 13 (a kill -9), "13:TERM" raises SIGTERM (a preemption).
+  int64_t raise_at = -1;
+  int raise_signal = 0;
+  if (const char* hook = std::getenv("CPT_TEST_RAISE_AT_STEP")) {
+    const std::string text(hook);
+    raise_at = std::atoll(text.c_str());
+    raise_signal = text.find("TERM") != std::string::npos ? SIGTERM : SIGKILL;
+  }
+
+  const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
+  const double peak_flops = measure_matmul_flops();
+  const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
+  std::ofstream metrics(metrics_path, std::ios::app);
+  const auto start = Clock::now();
+  auto window_start = Clock::now();
+  int64_t window_tokens = 0;
+
+  auto save = [&] {
+    const std::string dir = save_checkpoint(paths, model, optimizer, state, c.tokenizer, c.checkpoint.max_shard_size.value,
+                                            c.checkpoint.keep_last);
+    spdlog::info("saved {}", dir);
+  };
+  auto run_eval = [&](nlohmann::ordered_json& row) {
+    for (const auto& set : eval_sets) {
+      const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
+                                    return e.name == set->name();
+                                  })->max_batches;
+      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches);
+      row["eval/" + set->name() + "/loss"] = loss;
+      row["eval/" + set->name() + "/ppl"] = std::exp(loss);
+      spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
+    }
+  };
+
+  if (state.step == 0 && !eval_sets.empty()) {
+    nlohmann::ordered_json row = {{"step", 0}, {"tokens", 0}};
+    run_eval(row);
+    metrics << row.dump() << "\n" << std::flush;
+  }
+  while (state.step < c.train.steps) {
+    std::vector<data::TorchBatch> micro_batches;
+    data::BlendState after;
+    for (int64_t m = 0; m < loader.micro_batches_per_step(); ++m) {
+      data::MicroBatch batch = loader.next();
+      if (batch.last_in_step) after = batch.state_after_step;
+      micro_batches.push_back(data::to_torch(std::move(batch)));
+    }
+    const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
+    const StepResult result = train_step(model, optimizer, parameters, micro_batches, lr, c.optimizer.grad_clip);
+    ++state.step;
+    state.tokens += tokens_per_step;
+    state.data = after;
+    window_tokens += tokens_per_step;
+    if (result.finite) {
+      state.nonfinite_in_row = 0;
+    } else {
+      ++state.nonfinite_in_row;
+      spdlog::warn("step {}: non-finite loss {} or gradient norm {}; update skipped ({} in a row)", state.step,
+                   result.loss, result.grad_norm, state.nonfinite_in_row);
+      if (state.nonfinite_in_row >= c.train.max_nonfinite_steps) {
+        save();  // the weights are still the last finite ones: updates were skipped
+        throw std::runtime_error(fmt::format("{} steps in a row had a non-finite loss or gradient; stopped after "
+                                             "saving step {} (lower optimizer.lr, or check the data)",
+                                             state.nonfinite_in_row, state.step));
+      }
+    }
+
+    const bool log_now = state.step % c.logging.every_steps == 0 || state.step == c.train.steps;
+    const bool eval_now = !eval_sets.empty() && ((c.eval.every_steps > 0 && state.step % c.eval.every_steps == 0) ||
+                                                 state.step == c.train.steps);
+    if (log_now || eval_now) {
+      const double window_s = std::chrono::duration<double>(Clock::now() - window_start).count();
+      const double tokens_per_s = static_cast<double>(window_tokens) / std::max(window_s, 1e-9);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      nlohmann::ordered_json row = {{"step", state.step},
+                                    {"tokens", state.tokens},
+                                    {"loss", result.loss},
+                                    {"lr", lr},
+                                    {"grad_norm", result.grad_norm},
+                                    {"tokens_per_s", tokens_per_s},
+                                    {"mfu", tokens_per_s * flops_per_token / peak_flops},
+                                    {"elapsed_s", elapsed}};
+      if (eval_now) run_eval(row);
+      metrics << row.dump() << "\n" << std::flush;
+      const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
+                         static_cast<double>(std::max<int64_t>(1, state.step));
+      spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% elapsed {:.0f}s ETA {:.0f}s",
+                   state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
+                   100.0 * tokens_per_s * flops_per_token / peak_flops, elapsed, eta);
+      window_start = Clock::now();
+      window_tokens = 0;
+    }
+    if (state.step == raise_at) std::raise(raise_signal);
+    const bool checkpoint_now = (c.checkpoint.every_steps > 0 && state.step % c.checkpoint.every_steps == 0) ||
+                                state.step == c.train.steps;
+    if (checkpoint_now) save();
+    if (g_stop_signal != 0) {
+      if (!checkpoint_now) save();
+      spdlog::warn("stopped by signal {} after step {}; resume with --resume auto", g_stop_signal.load(), state.step);
+      return kExitPreempted;
+    }
+  }
+  spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
+  return kExitOk;
+}
+
+}  // namespace cpt::train

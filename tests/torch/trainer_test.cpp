@@ -1,0 +1,196 @@
+// The train step against python3-torch's AdamW, and whole runs of the
+// binary: resume after kill -9, preemption by SIGTERM, bad inputs.
+
+#include "cpt/train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "cpt/io/hf_checkpoint.h"
+#include "support/datasets.h"
+#include "support/run_command.h"
+#include "support/temp_dir.h"
+
+namespace cpt::train {
+namespace {
+
+model::Shape small_shape() {
+  model::Shape s;
+  s.hidden_size = 64;
+  s.intermediate_size = 96;
+  s.num_hidden_layers = 2;
+  s.num_attention_heads = 8;
+  s.num_key_value_heads = 2;
+  s.vocab_size = 101;
+  s.max_position_embeddings = 64;
+  return s;
+}
+
+TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP();
+  testing::TempDir dir;
+  model::Llama init(small_shape());
+  init->init_weights(11);
+  io::save_hf_weights(*init, small_shape(), dir.path(), io::Dtype::kF32, 5'000'000'000);
+
+  model::Llama llama(small_shape());
+  io::load_hf_weights(*llama, dir.path());
+  NamedTensors parameters;
+  for (auto& p : llama->named_parameters()) parameters.emplace_back(p.key(), p.value());
+  OptimizerConfig config;
+  config.betas = {0.9, 0.95};
+  config.eps = 1e-8;
+  config.weight_decay = 0.1;
+  config.grad_clip = 0.5;  // low enough that clipping acts
+  AdamW optimizer(parameters, config);
+
+  torch::manual_seed(5);
+  nlohmann::json spec = {{"lrs", {1e-3, 3e-3, 3e-3, 2e-3, 1e-3}}, {"betas", {0.9, 0.95}}, {"eps", 1e-8},
+                         {"weight_decay", 0.1}, {"grad_clip", 0.5}, {"micro_batches", nlohmann::json::array()}};
+  std::vector<data::TorchBatch> batches(2);
+  for (auto& b : batches) {
+    b.tokens = torch::randint(0, 101, {2, 16}, torch::kLong);
+    b.targets = torch::randint(0, 101, {2, 16}, torch::kLong);
+    auto rows = [](const torch::Tensor& t) {
+      std::vector<std::vector<int64_t>> out;
+      for (int64_t r = 0; r < t.size(0); ++r) out.emplace_back(t[r].data_ptr<int64_t>(), t[r].data_ptr<int64_t>() + t.size(1));
+      return out;
+    };
+    spec["micro_batches"].push_back({{"tokens", rows(b.tokens)}, {"targets", rows(b.targets)}});
+  }
+  std::vector<StepResult> ours;
+  for (double lr : spec["lrs"]) ours.push_back(train_step(llama, optimizer, parameters, batches, lr, 0.5));
+
+  const std::string spec_path = dir.write("spec.json", spec.dump());
+  const testing::CommandResult r = testing::run_command(fmt::format(
+      "/usr/bin/python3 {}/tests/train/adamw_reference.py {} {}", CPT_SOURCE_DIR, dir.path(), spec_path));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto reference = nlohmann::json::parse(r.out);
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_NEAR(ours[i].loss, reference["losses"][i].get<double>(), 1e-4) << "step " << i + 1;
+    EXPECT_NEAR(ours[i].grad_norm, reference["grad_norms"][i].get<double>(), 1e-4 * reference["grad_norms"][i].get<double>())
+        << "step " << i + 1;
+  }
+  EXPECT_GT(ours.front().grad_norm, 0.5) << "clipping was exercised";
+  EXPECT_LT(ours.back().loss, ours.front().loss);
+}
+
+// A small run on random shards, through the real binary.
+struct SmallRun {
+  testing::TempDir dir;
+  std::string config;
+  SmallRun() {
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int32_t> token(3, 255);
+    for (const char* name : {"domain", "general", "heldout"}) {
+      std::vector<std::vector<int32_t>> docs;
+      for (int d = 0; d < 60; ++d) {
+        std::vector<int32_t> doc(static_cast<size_t>(20 + d % 17));
+        for (auto& t : doc) t = token(rng);
+        docs.push_back(doc);
+      }
+      testing::write_dataset(dir.file(name), docs);
+    }
+    config = dir.write("run.yaml", fmt::format(R"(run: {{name: t, output_dir: {0}/out, seed: 7}}
+model: {{preset: tiny, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 8,
+        num_key_value_heads: 2, vocab_size: 256}}
+data:
+  seq_len: 16
+  sources:
+    - {{name: domain, prefix: {0}/domain, weight: 0.8}}
+    - {{name: general, prefix: {0}/general, weight: 0.2}}
+  eval:
+    - {{name: general, prefix: {0}/heldout, max_batches: 2}}
+train: {{global_batch_size: 4, micro_batch_size: 2, steps: 20, precision: fp32}}
+optimizer: {{lr: 3.0e-3}}
+schedule: {{warmup_steps: 3}}
+checkpoint: {{every_steps: 5, keep_last: 2}}
+eval: {{every_steps: 10}}
+logging: {{every_steps: 1}}
+)", dir.path()));
+  }
+  testing::CommandResult train(const std::string& output, const std::string& extra = "", const std::string& env = "") const {
+    return testing::run_command(fmt::format("{} {} --config {} --set run.output_dir={} {}", env, CPT_BINARY, config, output, extra));
+  }
+};
+
+// step -> "loss grad_norm lr" from metrics.jsonl (timings excluded).
+std::map<int64_t, std::string> losses(const std::string& metrics) {
+  std::map<int64_t, std::string> out;
+  std::istringstream in(testing::read_file(metrics));
+  for (std::string line; std::getline(in, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (!row.contains("loss")) continue;
+    out[row["step"]] = row["loss"].dump() + " " + row["grad_norm"].dump() + " " + row["lr"].dump();
+  }
+  return out;
+}
+
+TEST(Training, ResumeAfterKill9IsBitIdentical) {
+  SmallRun run;
+  const std::string straight = run.dir.file("straight"), killed = run.dir.file("killed");
+  const auto a = run.train(straight);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const auto b = run.train(killed, "", "CPT_TEST_RAISE_AT_STEP=13:KILL");
+  EXPECT_NE(b.exit_code, 0) << "killed at step 13";
+  EXPECT_EQ(testing::read_file(killed + "/checkpoints/latest"), "step-00000010\n");
+  const auto c = run.train(killed, "--resume auto");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.err.find("resumed from"), std::string::npos) << c.err;
+  const auto want = losses(straight + "/metrics.jsonl");
+  EXPECT_EQ(want.size(), 20u);
+  EXPECT_EQ(losses(killed + "/metrics.jsonl"), want);
+  EXPECT_EQ(testing::read_file(killed + "/checkpoints/step-00000020/model.safetensors"),
+            testing::read_file(straight + "/checkpoints/step-00000020/model.safetensors"));
+  EXPECT_EQ(testing::read_file(killed + "/checkpoints/step-00000020/trainer_state/optimizer.safetensors"),
+            testing::read_file(straight + "/checkpoints/step-00000020/trainer_state/optimizer.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(straight + "/checkpoints/step-00000010")) << "keep_last: 2";
+  // The checkpoint is a Hugging Face model directory.
+  const auto config = nlohmann::json::parse(testing::read_file(straight + "/checkpoints/step-00000020/config.json"));
+  EXPECT_EQ(config["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(config["num_key_value_heads"], 2);
+}
+
+TEST(Training, SigtermSavesAndExits75ThenResumes) {
+  SmallRun run;
+  const std::string out = run.dir.file("preempted");
+  const auto a = run.train(out, "", "CPT_TEST_RAISE_AT_STEP=7:TERM");
+  EXPECT_EQ(a.exit_code, 75) << a.err;
+  EXPECT_EQ(testing::read_file(out + "/checkpoints/latest"), "step-00000007\n");
+  const auto b = run.train(out, "--resume auto");
+  EXPECT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(std::filesystem::exists(out + "/checkpoints/step-00000020"));
+}
+
+TEST(Training, BadInputsExitTwoWithOneLine) {
+  SmallRun run;
+  // Checkpoints already there and --resume none: refuse rather than overwrite.
+  ASSERT_EQ(run.train(run.dir.file("once"), "--set train.steps=5").exit_code, 0);
+  const auto again = run.train(run.dir.file("once"), "--set train.steps=5 --resume none");
+  EXPECT_EQ(again.exit_code, 2);
+  EXPECT_NE(again.err.find("already holds checkpoints"), std::string::npos) << again.err;
+  // init_from with a wrong shape, and with a corrupt header.
+  const std::string base = run.dir.file("once/checkpoints/step-00000005");
+  const auto shape = run.train(run.dir.file("wider"), fmt::format("--set model.init_from={} --set model.hidden_size=128", base));
+  EXPECT_EQ(shape.exit_code, 2);
+  EXPECT_NE(shape.err.find("model.hidden_size: 128 disagrees with"), std::string::npos) << shape.err;
+  std::filesystem::copy(base, run.dir.file("corrupt"), std::filesystem::copy_options::recursive);
+  std::filesystem::resize_file(run.dir.file("corrupt/model.safetensors"), 100);
+  const auto corrupt = run.train(run.dir.file("c"), "--set model.init_from=" + run.dir.file("corrupt"));
+  EXPECT_EQ(corrupt.exit_code, 2);
+  EXPECT_NE(corrupt.err.find("corrupt/model.safetensors"), std::string::npos) << corrupt.err;
+  // An output directory that cannot be created.
+  run.dir.write("file", "x");
+  const auto unwritable = run.train(run.dir.file("file/out"));
+  EXPECT_EQ(unwritable.exit_code, 2);
+  EXPECT_NE(unwritable.err.find("run.output_dir"), std::string::npos) << unwritable.err;
+}
+
+}  // namespace
+}  // namespace cpt::train
