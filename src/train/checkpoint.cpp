@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <fmt/format.h>
+#include <csignal>
+#include <cstdlib>
 #include <fstream>
 
 #include "cpt/common/error.h"
@@ -29,6 +31,13 @@ void sync_directory(const std::string& dir) {
   }
 }
 
+// Fault injection for the tests: CPT_TEST_KILL_IN_SAVE=<point> dies by
+// SIGKILL at that point of writing a checkpoint, as kill -9 would.
+void maybe_die(const char* point) {
+  const char* at = std::getenv("CPT_TEST_KILL_IN_SAVE");
+  if (at != nullptr && std::string(at) == point) std::raise(SIGKILL);
+}
+
 }  // namespace
 
 std::string CheckpointPaths::step_dir(int64_t step) const {
@@ -39,12 +48,18 @@ std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, c
                             const TrainerState& state, const std::string& tokenizer, int64_t max_shard_size,
                             int64_t keep_last) {
   fs::create_directories(paths.root);
+  // A save killed half-way leaves its temporary directory: never a
+  // checkpoint (only `latest` names those), so clear it.
+  for (const auto& entry : fs::directory_iterator(paths.root)) {
+    if (entry.path().filename().string().rfind(".step-", 0) == 0) fs::remove_all(entry.path());
+  }
   const std::string final_dir = paths.step_dir(state.step);
   const std::string temp = (fs::path(paths.root) / fmt::format(".{}{:08d}.tmp-{}", kStatePrefix, state.step, ::getpid())).string();
   fs::remove_all(temp);
   fs::create_directories(fs::path(temp) / "trainer_state");
   // Weights in fp32: they are the master copy, so a resume is exact.
   io::save_hf_weights(*model, model->shape(), temp, io::Dtype::kF32, max_shard_size);
+  maybe_die("weights");
   if (!tokenizer.empty() && fs::exists(tokenizer)) fs::copy_file(tokenizer, fs::path(temp) / "tokenizer.model");
 
   std::vector<io::TensorSpec> specs;
@@ -65,12 +80,14 @@ std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, c
                                {"nonfinite_in_row", state.nonfinite_in_row},
                                {"config_hash", state.config_hash},
                                {"data", state.data.to_json()}};
+  maybe_die("optimizer");
   io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(), json.dump(2) + "\n");
   sync_directory((fs::path(temp) / "trainer_state").string());
   sync_directory(temp);
   if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run step replaces its old copy
   fs::rename(temp, final_dir);
   sync_directory(paths.root);
+  maybe_die("renamed");
   io::write_file_atomic((fs::path(paths.root) / "latest").string(), fs::path(final_dir).filename().string() + "\n");
 
   if (keep_last > 0) {

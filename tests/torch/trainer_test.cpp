@@ -16,6 +16,7 @@
 #include "support/datasets.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
+#include "support/test_tokenizer.h"
 
 namespace cpt::train {
 namespace {
@@ -168,6 +169,26 @@ TEST(Training, SigtermSavesAndExits75ThenResumes) {
   EXPECT_TRUE(std::filesystem::exists(out + "/checkpoints/step-00000020"));
 }
 
+// kill -9 at any point of writing a checkpoint leaves `latest` naming a
+// complete checkpoint, and the run resumes from it.
+TEST(Training, KillDuringCheckpointWritingNeverBreaksLatest) {
+  SmallRun run;
+  for (const char* point : {"weights", "optimizer", "renamed"}) {
+    const std::string out = run.dir.file(std::string("kill-") + point);
+    ASSERT_EQ(run.train(out, "--set train.steps=10").exit_code, 0);
+    const auto killed = run.train(out, "--resume auto --set train.steps=15", std::string("CPT_TEST_KILL_IN_SAVE=") + point);
+    EXPECT_NE(killed.exit_code, 0) << point;
+    EXPECT_EQ(testing::read_file(out + "/checkpoints/latest"), "step-00000010\n") << point;
+    const auto resumed = run.train(out, "--resume auto --set train.steps=15");
+    ASSERT_EQ(resumed.exit_code, 0) << point << ": " << resumed.err;
+    EXPECT_NE(resumed.err.find("resumed from " + out + "/checkpoints/step-00000010"), std::string::npos) << resumed.err;
+    EXPECT_EQ(testing::read_file(out + "/checkpoints/latest"), "step-00000015\n") << point;
+    for (const auto& entry : std::filesystem::directory_iterator(out + "/checkpoints")) {
+      EXPECT_NE(entry.path().filename().string().rfind(".step-", 0), 0u) << "a killed save's temporary directory is cleaned up";
+    }
+  }
+}
+
 TEST(Training, BadInputsExitTwoWithOneLine) {
   SmallRun run;
   // Checkpoints already there and --resume none: refuse rather than overwrite.
@@ -185,6 +206,10 @@ TEST(Training, BadInputsExitTwoWithOneLine) {
   const auto corrupt = run.train(run.dir.file("c"), "--set model.init_from=" + run.dir.file("corrupt"));
   EXPECT_EQ(corrupt.exit_code, 2);
   EXPECT_NE(corrupt.err.find("corrupt/model.safetensors"), std::string::npos) << corrupt.err;
+  // A tokenizer whose vocabulary is not the model's.
+  const auto vocab = run.train(run.dir.file("v"), "--set tokenizer=" + testing::test_tokenizer().model);
+  EXPECT_EQ(vocab.exit_code, 2);
+  EXPECT_NE(vocab.err.find("has 2000 pieces but model.vocab_size is 256; they must match"), std::string::npos) << vocab.err;
   // An output directory that cannot be created.
   run.dir.write("file", "x");
   const auto unwritable = run.train(run.dir.file("file/out"));
