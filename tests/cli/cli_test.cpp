@@ -117,16 +117,15 @@ TEST(Cli, EverySubcommandHasHelp) {
   }
 }
 
-TEST(Cli, ModulesNotYetBuiltExitTwo) {
+TEST(Cli, DataParallelTrainingIsNotBuiltYetAndSaysSo) {
   testing::TempDir dir;
-  const std::string file = dir.write("x.txt", "x");
-  for (const std::string& args :
-       {"eval --checkpoint " + dir.path() + " --prefix " + file, "generate --checkpoint " + dir.path() + " --prompt hi",
-}) {
-    const CommandResult r = cpt_train(args);
-    EXPECT_EQ(r.exit_code, 2) << args;
-    EXPECT_NE(r.err.find("is not built yet"), std::string::npos) << args << ": " << r.err;
-  }
+  const std::string path = dir.write("run.yaml", "run: {output_dir: " + dir.file("out") + "}\ndata:\n  sources: [{name: a, prefix: " +
+                                                     dir.file("a") + "}]\n");
+  dir.write("a.bin", "");
+  dir.write("a.idx", "");
+  const CommandResult r = run_command("WORLD_SIZE=2 RANK=0 " + kBinary + " --config " + path);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("data-parallel training is not built yet"), std::string::npos) << r.err;
 }
 
 TEST(Cli, UsageErrorsExitTwo) {

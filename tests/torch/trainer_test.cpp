@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <random>
 #include <sstream>
 
 #include "cpt/io/hf_checkpoint.h"
+#include "cpt/train/inference.h"
 #include "support/datasets.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
@@ -187,6 +189,49 @@ TEST(Training, KillDuringCheckpointWritingNeverBreaksLatest) {
       EXPECT_NE(entry.path().filename().string().rfind(".step-", 0), 0u) << "a killed save's temporary directory is cleaned up";
     }
   }
+}
+
+TEST(Training, EvalReadsTheCheckpoint) {
+  SmallRun run;
+  const std::string out = run.dir.file("out");
+  ASSERT_EQ(run.train(out, "--set train.steps=5").exit_code, 0);
+  const std::string checkpoint = out + "/checkpoints/step-00000005";
+  const auto eval = testing::run_command(fmt::format("{} eval --checkpoint {} --prefix {} --seq-len 16 --json", CPT_BINARY,
+                                                     checkpoint, run.dir.file("heldout")));
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  const auto json = nlohmann::json::parse(eval.out);
+  EXPECT_EQ(json["seq_len"], 16);
+  EXPECT_GT(json["windows"].get<int64_t>(), 50);
+  EXPECT_NEAR(json["ppl"].get<double>(), std::exp(json["loss"].get<double>()), 1e-6 * json["ppl"].get<double>());
+  EXPECT_LT(json["loss"].get<double>(), std::log(256.0) + 0.5) << "near uniform over 256 tokens after 5 steps";
+  const auto missing = testing::run_command(fmt::format("{} eval --checkpoint {} --prefix {}", CPT_BINARY,
+                                                        run.dir.file("nothing"), run.dir.file("heldout")));
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("nothing/config.json"), std::string::npos) << missing.err;
+}
+
+TEST(Generate, GreedyIsTheArgmaxAndSamplingFollowsTheSeed) {
+  model::Llama llama(small_shape());
+  llama->init_weights(2);
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 6;
+  greedy.temperature = 0;
+  const auto a = generate(llama, {1, 5, 9}, greedy);
+  ASSERT_EQ(a.size(), 9u);
+  {
+    torch::NoGradGuard no_grad;
+    const auto logits = llama->forward(torch::tensor(std::vector<int64_t>(a.begin(), a.begin() + 3)).view({1, 3}));
+    EXPECT_EQ(logits[0][-1].argmax().item<int64_t>(), a[3]);
+  }
+  SamplingOptions sample;
+  sample.max_new_tokens = 12;
+  sample.temperature = 1.5;
+  sample.top_p = 0.9;
+  sample.seed = 4;
+  const auto b = generate(llama, {1, 5, 9}, sample), c = generate(llama, {1, 5, 9}, sample);
+  EXPECT_EQ(b, c);
+  sample.seed = 5;
+  EXPECT_NE(generate(llama, {1, 5, 9}, sample), b);
 }
 
 TEST(Training, BadInputsExitTwoWithOneLine) {

@@ -1,0 +1,38 @@
+#pragma once
+// Sanity checks of a checkpoint: perplexity on held-out text and sampled
+// continuations. Torch-facing.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cpt/model/llama.h"
+
+namespace cpt::train {
+
+// A model loaded from a Hugging Face directory (ours or any Llama).
+model::Llama load_model(const std::string& dir);
+
+struct PerplexityResult {
+  int64_t windows = 0;
+  int64_t tokens = 0;  // tokens scored
+  double loss = 0;     // mean token cross-entropy, nats
+  double ppl = 0;
+};
+
+// Scores `tokens` in non-overlapping windows of seq_len (each window's
+// tokens predict their successors), as llama.cpp's perplexity tool does.
+PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch);
+
+struct SamplingOptions {
+  int64_t max_new_tokens = 128;
+  double temperature = 0.8;  // 0: greedy
+  double top_p = 0.95;
+  uint64_t seed = 0;
+  int64_t stop_token = -1;   // EOS; -1 never stops early
+};
+
+// Continues `prompt` (token ids) one token at a time.
+std::vector<int64_t> generate(model::Llama& model, std::vector<int64_t> prompt, const SamplingOptions& options);
+
+}  // namespace cpt::train

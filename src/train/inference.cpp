@@ -1,0 +1,81 @@
+#include "cpt/train/inference.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "cpt/common/error.h"
+#include "cpt/io/hf_checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace cpt::train {
+
+model::Llama load_model(const std::string& dir) {
+  const model::Shape shape = model::read_hf_config((fs::path(dir) / "config.json").string());
+  model::validate(shape);
+  model::Llama llama(shape);
+  io::load_hf_weights(*llama, dir);
+  llama->eval();
+  return llama;
+}
+
+PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  PerplexityResult result;
+  const auto windows = static_cast<int64_t>(tokens.size() > 0 ? (tokens.size() - 1) / static_cast<size_t>(seq_len) : 0);
+  if (windows == 0) {
+    throw InputError(fmt::format("{} tokens are fewer than one window of seq_len + 1 = {}; lower --seq-len",
+                                 tokens.size(), seq_len + 1));
+  }
+  double total = 0;
+  for (int64_t first = 0; first < windows; first += batch) {
+    const int64_t rows = std::min(batch, windows - first);
+    auto input = torch::empty({rows, seq_len}, torch::kLong), target = torch::empty({rows, seq_len}, torch::kLong);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t* window = tokens.data() + (first + r) * seq_len;
+      std::memcpy(input[r].data_ptr<int64_t>(), window, static_cast<size_t>(seq_len) * 8);
+      std::memcpy(target[r].data_ptr<int64_t>(), window + 1, static_cast<size_t>(seq_len) * 8);
+    }
+    const auto logits = model->forward(input);
+    total += torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), target.view({-1}),
+                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                 .item<double>();
+  }
+  result.windows = windows;
+  result.tokens = windows * seq_len;
+  result.loss = total / static_cast<double>(result.tokens);
+  result.ppl = std::exp(result.loss);
+  return result;
+}
+
+std::vector<int64_t> generate(model::Llama& model, std::vector<int64_t> tokens, const SamplingOptions& o) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(o.seed);
+  const int64_t limit = model->shape().max_position_embeddings;
+  for (int64_t n = 0; n < o.max_new_tokens && static_cast<int64_t>(tokens.size()) < limit; ++n) {
+    // No KV cache: each token re-reads the whole context. Enough to look at a checkpoint.
+    const auto input = torch::tensor(tokens, torch::kLong).view({1, -1});
+    const auto logits = model->forward(input)[0][-1];  // (vocab)
+    int64_t next;
+    if (o.temperature <= 0) {
+      next = logits.argmax().item<int64_t>();
+    } else {
+      auto probs = torch::softmax(logits / o.temperature, -1);
+      auto [sorted, order] = probs.sort(/*dim=*/-1, /*descending=*/true);
+      // Nucleus: keep the smallest prefix whose mass reaches top_p.
+      auto cumulative = sorted.cumsum(-1);
+      auto outside = (cumulative - sorted) > o.top_p;
+      sorted.masked_fill_(outside, 0.0);
+      const auto pick = torch::multinomial(sorted / sorted.sum(), 1, false, generator).item<int64_t>();
+      next = order[pick].item<int64_t>();
+    }
+    tokens.push_back(next);
+    if (next == o.stop_token) break;
+  }
+  return tokens;
+}
+
+}  // namespace cpt::train
