@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# CPU training numbers, each against a baseline measured in the same run:
+#   tokens/s of cpt-train vs Python PyTorch eager (python3-torch) on the same
+#   model, batch, AdamW and clipping                                  goal >= 1.0x
+#   MFU against this machine's fp32 matmul FLOP/s (cpt-train measures it) goal >= 0.7
+# for the tiny config and a ~100M-parameter one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x build/cpt-train ]] || scripts/build.sh >/dev/null
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Random shards: the speed does not depend on the text.
+/usr/bin/python3 - "$work" <<'PY'
+import struct, sys, numpy as np
+work = sys.argv[1]
+rng = np.random.default_rng(0)
+lengths = rng.integers(200, 2000, size=2000)
+tokens = rng.integers(3, 8000, size=int(lengths.sum())).astype(np.uint16)
+tokens.tofile(f"{work}/random.bin")
+with open(f"{work}/random.idx", "wb") as f:
+    f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
+    f.write(struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(lengths) + 1))
+    f.write(lengths.astype(np.int32).tobytes())
+    f.write((np.concatenate([[0], np.cumsum(lengths)[:-1]]) * 2).astype(np.int64).tobytes())
+    f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
+PY
+
+printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.0) | MFU vs fp32 matmul (goal >= 0.7) |\n| --- | --- | --- | --- | --- |\n'
+bench() {  # name hidden inter layers heads kv vocab seq micro accum steps
+  local name=$1 d=$2 f=$3 l=$4 h=$5 kv=$6 v=$7 seq=$8 micro=$9 accum=${10} steps=${11}
+  local out="$work/$name"
+  build/cpt-train --log-level warn --config configs/tiny.yaml --set run.output_dir="$out" \
+    --set "model={preset: tiny, hidden_size: $d, intermediate_size: $f, num_hidden_layers: $l, num_attention_heads: $h, num_key_value_heads: $kv, vocab_size: $v}" \
+    --set tokenizer= --set "data.sources=[{name: random, prefix: $work/random}]" --set data.eval=[] --set data.seq_len=$seq \
+    --set train.global_batch_size=$((micro * accum)) --set train.micro_batch_size=$micro --set train.steps=$((steps + 1)) \
+    --set schedule.warmup_steps=1 --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 \
+    --set checkpoint.keep_last=1 >/dev/null
+  # Skip the first step (warm-up), average the rest.
+  read -r ours mfu < <(/usr/bin/python3 -c "
+import json
+rows = [json.loads(l) for l in open('$out/metrics.jsonl')][1:]
+print(sum(r['tokens_per_s'] for r in rows) / len(rows), sum(r['mfu'] for r in rows) / len(rows))")
+  theirs=$(/usr/bin/python3 bench/train_reference.py "$d" "$f" "$l" "$h" "$kv" "$v" "$seq" "$micro" "$accum" "$steps")
+  printf '| %s | %.0f | %.0f | %.2fx | %.2f |\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu"
+}
+bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 6
+bench "~100M" 768 2048 12 12 12 8192 256 4 1 4
