@@ -130,6 +130,9 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     }
   }
 
+  if (c.train.precision == "bf16") {
+    spdlog::warn("train.precision bf16: autocast is not built yet; this run trains in fp32");
+  }
   model::Llama model(c.model.shape);
   if (c.model.init_from.empty()) {
     model->init_weights(static_cast<uint64_t>(c.run.seed));
