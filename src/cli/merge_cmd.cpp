@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "progress.h"
 #include "cpt/common/error.h"
 #include "cpt/common/strings.h"
 #include "cpt/merge/merge.h"
@@ -28,23 +29,17 @@ int run_merge(const MergeArgs& args) {
   options.output = args.output;
   options.seed = args.seed;
   options.threads = args.threads;
-  const bool terminal = ::isatty(STDERR_FILENO) != 0;
-  double last_logged = 0;
+  ProgressLine progress("merge");
   auto on_progress = [&](const merge::MergeProgress& p) {
     const double rate = p.seconds > 0 ? static_cast<double>(p.bytes_done) / p.seconds : 0;
     const double eta = rate > 0 ? static_cast<double>(p.bytes_total - p.bytes_done) / rate : 0;
     const std::string line = fmt::format("{}/{} tensors, {:.2f}/{:.2f} GB, ETA {:.0f}s", p.tensors_done,
                                          p.tensors_total, static_cast<double>(p.bytes_done) / 1e9,
                                          static_cast<double>(p.bytes_total) / 1e9, eta);
-    if (terminal) {
-      std::fprintf(stderr, "\r%s\033[K", line.c_str());
-    } else if (p.seconds - last_logged >= 30) {
-      last_logged = p.seconds;
-      spdlog::info("merge: {}", line);
-    }
+    progress.update(line, p.seconds);
   };
   const merge::MergeReport report = merge::merge_models(options, on_progress);
-  if (terminal) std::fprintf(stderr, "\n");
+  progress.finish();
   spdlog::info("wrote {}: {} tensors, {} in {} shard(s), {:.1f}s", args.output, report.tensors,
                human_bytes(static_cast<double>(report.output_bytes)), report.shards, report.seconds);
   return kExitOk;

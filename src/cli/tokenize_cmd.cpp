@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "progress.h"
 #include "cpt/common/error.h"
 #include "cpt/common/strings.h"
 #include "cpt/data/tokenize.h"
@@ -47,19 +48,10 @@ int run_tokenize(const TokenizeArgs& args) {
   options.add_eos = !args.no_eos;
   options.strict = args.strict;
 
-  // A live line on a terminal; a log line every 30 s in batch jobs.
-  const bool terminal = ::isatty(STDERR_FILENO) != 0;
-  double last_logged = 0;
-  auto on_progress = [&](const data::TokenizeProgress& p) {
-    if (terminal) {
-      std::fprintf(stderr, "\r%s\033[K", progress_line(p).c_str());
-    } else if (p.seconds - last_logged >= 30) {
-      last_logged = p.seconds;
-      spdlog::info("tokenize: {}", progress_line(p));
-    }
-  };
+  ProgressLine progress("tokenize");
+  auto on_progress = [&](const data::TokenizeProgress& p) { progress.update(progress_line(p), p.seconds); };
   const data::TokenizeReport report = data::tokenize(options, on_progress);
-  if (terminal) std::fprintf(stderr, "\n");
+  progress.finish();
   for (const auto& file : report.files) {
     if (file.bad_records > 0) {
       spdlog::warn("{}: skipped {} bad records (first at {})", file.path, with_thousands(file.bad_records),

@@ -15,36 +15,24 @@
 #include "cpt/io/hf_model.h"
 #include "cpt/model/shape.h"
 #include "support/run_command.h"
+#include "support/shapes.h"
 #include "support/temp_dir.h"
 
 namespace cpt::model {
 namespace {
 
-Shape small_gqa() {
-  Shape s;
-  s.hidden_size = 64;
-  s.intermediate_size = 96;
-  s.num_hidden_layers = 2;
-  s.num_attention_heads = 8;
-  s.num_key_value_heads = 2;
-  s.vocab_size = 101;
-  s.max_position_embeddings = 64;
-  s.rms_norm_eps = 1e-5;
-  s.rope_theta = 10000.0;
-  return s;
-}
 
 bool have_torch() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
 
 TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
-  Llama llama(small_gqa());
+  Llama llama(testing::small_gqa_shape());
   int64_t count = 0;
   std::vector<std::string> names;
   for (const auto& p : llama->named_parameters()) {
     count += p.value().numel();
     names.push_back(p.key());
   }
-  EXPECT_EQ(count, parameter_count(small_gqa()));
+  EXPECT_EQ(count, parameter_count(testing::small_gqa_shape()));
   EXPECT_NE(std::find(names.begin(), names.end(), "model.layers.1.self_attn.k_proj.weight"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "model.layers.0.post_attention_layernorm.weight"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "lm_head.weight"), names.end());
@@ -54,7 +42,7 @@ TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
 TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
   if (!have_torch()) GTEST_SKIP() << "python3-torch missing (scripts/setup.sh installs it)";
   testing::TempDir dir;
-  const Shape shape = small_gqa();
+  const Shape shape = testing::small_gqa_shape();
   Llama written(shape);
   written->init_weights(7);
   // Norm weights away from 1, so a wrong norm cannot pass unnoticed.
@@ -90,7 +78,7 @@ TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
 }
 
 TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
-  const Shape shape = small_gqa();
+  const Shape shape = testing::small_gqa_shape();
   Llama llama(shape);
   llama->init_weights(3);
   torch::NoGradGuard no_grad;
@@ -107,7 +95,7 @@ TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
 
 TEST(HfCheckpoint, BadCheckpointsAreRejectedWithTheFirstProblem) {
   testing::TempDir dir;
-  const Shape shape = small_gqa();
+  const Shape shape = testing::small_gqa_shape();
   Llama llama(shape);
   llama->init_weights(1);
   io::save_hf_weights(*llama, shape, dir.path(), io::Dtype::kBF16, 20'000);  // sharded, bf16

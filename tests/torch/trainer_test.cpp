@@ -17,32 +17,22 @@
 #include "cpt/train/inference.h"
 #include "support/datasets.h"
 #include "support/run_command.h"
+#include "support/shapes.h"
 #include "support/temp_dir.h"
 #include "support/test_tokenizer.h"
 
 namespace cpt::train {
 namespace {
 
-model::Shape small_shape() {
-  model::Shape s;
-  s.hidden_size = 64;
-  s.intermediate_size = 96;
-  s.num_hidden_layers = 2;
-  s.num_attention_heads = 8;
-  s.num_key_value_heads = 2;
-  s.vocab_size = 101;
-  s.max_position_embeddings = 64;
-  return s;
-}
 
 TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP();
   testing::TempDir dir;
-  model::Llama init(small_shape());
+  model::Llama init(testing::small_gqa_shape());
   init->init_weights(11);
-  io::save_hf_weights(*init, small_shape(), dir.path(), io::Dtype::kF32, 5'000'000'000);
+  io::save_hf_weights(*init, testing::small_gqa_shape(), dir.path(), io::Dtype::kF32, 5'000'000'000);
 
-  model::Llama llama(small_shape());
+  model::Llama llama(testing::small_gqa_shape());
   io::load_hf_weights(*llama, dir.path());
   NamedTensors parameters;
   for (auto& p : llama->named_parameters()) parameters.emplace_back(p.key(), p.value());
@@ -211,7 +201,7 @@ TEST(Training, EvalReadsTheCheckpoint) {
 }
 
 TEST(Generate, GreedyIsTheArgmaxAndSamplingFollowsTheSeed) {
-  model::Llama llama(small_shape());
+  model::Llama llama(testing::small_gqa_shape());
   llama->init_weights(2);
   SamplingOptions greedy;
   greedy.max_new_tokens = 6;
