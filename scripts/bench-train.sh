@@ -46,3 +46,8 @@ print(sum(r['tokens_per_s'] for r in rows) / len(rows), sum(r['mfu'] for r in ro
 }
 bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 6
 bench "~100M" 768 2048 12 12 12 8192 256 4 1 4
+
+echo
+echo "## checkpoint save vs raw sequential write, ~97M-parameter model"
+[[ -x build/bench_checkpoint ]] || scripts/build.sh >/dev/null
+build/bench_checkpoint "$work/checkpoint"
