@@ -34,6 +34,41 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 #endif
 }
 
+// Per-block activation checkpointing (LibTorch C++ has none built in): the
+// forward runs the block without recording a graph; the backward runs it
+// again with grad on a detached copy of its input and back-propagates
+// through that, which accumulates the block's parameter gradients as a
+// plain backward would. Blocks have no dropout, so no RNG state needs
+// restoring.
+struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin, const torch::Tensor& mask, int64_t block_address) {
+    auto* block = reinterpret_cast<BlockImpl*>(block_address);  // the module outlives the graph
+    ctx->saved_data["block"] = block_address;
+    ctx->save_for_backward({x, cos, sin, mask});
+    torch::NoGradGuard no_grad;
+    return block->forward(x, cos, sin, unwrap_mask(mask));
+  }
+
+  // Function::apply cannot carry undefined tensors: "no mask" travels as an
+  // empty one.
+  static torch::Tensor unwrap_mask(const torch::Tensor& mask) { return mask.numel() == 0 ? torch::Tensor() : mask; }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const auto saved = ctx->get_saved_variables();
+    auto x = saved[0].detach().requires_grad_(true);
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad_on(true);
+      y = block->forward(x, saved[1], saved[2], unwrap_mask(saved[3]));
+    }
+    torch::autograd::backward({y}, {grad_outputs[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
@@ -139,7 +174,13 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
   }
   auto h = embed_tokens_(tokens);  // (batch, seq, hidden)
   const auto cos = emb.cos().to(h.scalar_type()), sin = emb.sin().to(h.scalar_type());
-  for (const auto& layer : *layers_) h = layer->as<Block>()->forward(h, cos, sin, mask);
+  const bool recompute = checkpointing_ && torch::GradMode::is_enabled();
+  for (const auto& layer : *layers_) {
+    BlockImpl* block = layer->as<Block>();
+    h = recompute ? CheckpointedBlock::apply(h, cos, sin, mask.defined() ? mask : torch::empty({0}),
+                                             reinterpret_cast<int64_t>(block))
+                  : block->forward(h, cos, sin, mask);
+  }
   return lm_head_(norm_(h)).to(torch::kFloat);
 }
 

@@ -134,6 +134,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     spdlog::warn("train.precision bf16: autocast is not built yet; this run trains in fp32");
   }
   model::Llama model(c.model.shape);
+  model->set_activation_checkpointing(c.train.activation_checkpointing);
   if (c.model.init_from.empty()) {
     model->init_weights(static_cast<uint64_t>(c.run.seed));
   } else {

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cpt/common/error.h"
@@ -91,6 +92,29 @@ TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
   EXPECT_LT((with_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-5);
   auto without_mask = llama->forward(packed);
   EXPECT_GT((without_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-3) << "the mask matters";
+}
+
+TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
+  torch::manual_seed(0);
+  const auto tokens = torch::randint(0, 101, {2, 24}, torch::kLong), targets = torch::randint(0, 101, {2, 24}, torch::kLong);
+  std::map<std::string, torch::Tensor> grads[2];
+  double losses[2];
+  for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+    Llama llama(testing::small_gqa_shape());
+    llama->init_weights(9);
+    llama->set_activation_checkpointing(checkpointing == 1);
+    const auto logits = llama->forward(tokens);
+    const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, 101}), targets.view({-1}));
+    loss.backward();
+    losses[checkpointing] = loss.item<double>();
+    for (const auto& p : llama->named_parameters()) grads[checkpointing][p.key()] = p.value().grad().clone();
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (const auto& [name, g] : grads[0]) {
+    ASSERT_TRUE(grads[1][name].defined()) << name;
+    EXPECT_TRUE(torch::allclose(g, grads[1][name], 1e-5, 1e-7)) << name;
+  }
 }
 
 TEST(HfCheckpoint, BadCheckpointsAreRejectedWithTheFirstProblem) {
