@@ -97,13 +97,15 @@ void truncate_metrics(const std::string& path, int64_t step) {
 }  // namespace
 
 StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
-                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip) {
+                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
+                      bool document_mask) {
   StepResult result;
   for (const auto& [name, p] : parameters) p.mutable_grad() = torch::Tensor();
   int64_t total_tokens = 0;
   for (const auto& b : micro_batches) total_tokens += b.targets.numel();
   for (auto& b : micro_batches) {
-    const auto logits = model->forward(b.tokens);  // (micro_batch, seq, vocab) fp32
+    // (micro_batch, seq, vocab) fp32
+    const auto logits = document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
     const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
     (loss * share).backward();
@@ -231,7 +233,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       micro_batches.push_back(data::to_torch(std::move(batch)));
     }
     const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
-    const StepResult result = train_step(model, optimizer, parameters, micro_batches, lr, c.optimizer.grad_clip);
+    const StepResult result =
+        train_step(model, optimizer, parameters, micro_batches, lr, c.optimizer.grad_clip, c.train.document_mask);
     ++state.step;
     state.tokens += tokens_per_step;
     state.data = after;

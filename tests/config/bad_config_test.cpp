@@ -32,7 +32,7 @@ const std::vector<BadConfig>& cases() {
       {"unknown_key_without_suggestion", "data:\n  sources:\n    - {name: a, prefix: p}\ntrain:\n  momentum: 0.9\n",
        {}, 1,
        "{file}:5: unknown key 'train.momentum' Valid keys under 'train': global_batch_size, micro_batch_size, steps, "
-       "tokens, precision, activation_checkpointing, max_nonfinite_steps"},
+       "tokens, precision, activation_checkpointing, max_nonfinite_steps, document_mask"},
       {"unknown_key_in_a_source", "data:\n  sources:\n    - {name: a, prefix: p, wieght: 2}\n", {}, 1,
        "{file}:3: unknown key 'data.sources[0].wieght'; did you mean 'weight'? Valid keys under 'data.sources[0]': "
        "name, prefix, weight"},

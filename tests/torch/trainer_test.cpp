@@ -181,6 +181,14 @@ TEST(Training, KillDuringCheckpointWritingNeverBreaksLatest) {
   }
 }
 
+TEST(Training, DocumentMaskingTrainsAndDiffersFromPlainCausal) {
+  SmallRun run;
+  ASSERT_EQ(run.train(run.dir.file("plain"), "--set train.steps=3").exit_code, 0);
+  const auto masked = run.train(run.dir.file("masked"), "--set train.steps=3 --set train.document_mask=true");
+  ASSERT_EQ(masked.exit_code, 0) << masked.err;
+  EXPECT_NE(losses(run.dir.file("masked/metrics.jsonl")).at(3), losses(run.dir.file("plain/metrics.jsonl")).at(3));
+}
+
 TEST(Training, EvalReadsTheCheckpoint) {
   SmallRun run;
   const std::string out = run.dir.file("out");

@@ -19,6 +19,7 @@ struct Config {
   std::string precision = "bf16";      // autocast dtype over fp32 master weights
   bool activation_checkpointing = false;  // recompute each block in backward to save memory
   int64_t max_nonfinite_steps = 5;     // consecutive NaN/Inf steps skipped before aborting
+  bool document_mask = false;          // attend only within a document; positions restart at each
 
   template <class V>
   void fields(V& v) {
@@ -29,6 +30,7 @@ struct Config {
     v("precision", precision);
     v("activation_checkpointing", activation_checkpointing);
     v("max_nonfinite_steps", max_nonfinite_steps);
+    v("document_mask", document_mask);
   }
 };
 

@@ -21,9 +21,11 @@ struct StepResult {
 // One optimizer step over this rank's micro-batches: forward, backward
 // (gradients accumulate; each micro-batch weighs by its share of the
 // tokens), global-norm clipping, AdamW at `lr`. A non-finite loss or norm
-// skips the update and leaves the weights untouched.
+// skips the update and leaves the weights untouched. With document_mask,
+// tokens attend only within their document and positions restart at each.
 StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
-                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip);
+                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
+                      bool document_mask = false);
 
 struct TrainOptions {
   std::string resume = "auto";  // auto | none | PATH
