@@ -132,6 +132,10 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     }
   }
 
+  // Only the CPU path exists so far: never let `backend: cuda` quietly train on the CPU.
+  if (c.backend == "cuda" || c.backend == "neuron") {
+    throw NotBuiltYet(fmt::format("{}: backend {}", loaded.source, c.backend), "accelerator backends, issue #7; use backend: cpu");
+  }
   if (c.train.precision == "bf16") {
     spdlog::warn("train.precision bf16: autocast is not built yet; this run trains in fp32");
   }

@@ -8,6 +8,7 @@
 
 #include "cpt/common/error.h"
 #include "support/datasets.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -15,8 +16,6 @@ namespace cpt::data {
 namespace {
 
 const std::string kReference = std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/data/megatron_reference.py";
-
-bool have_numpy() { return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
 
 std::vector<int64_t> all_tokens(const IndexedDataset& d) {
   std::vector<int64_t> out(static_cast<size_t>(d.tokens()));
@@ -52,7 +51,7 @@ TEST(IndexedDataset, DtypeFollowsMegatronsVocabularyRule) {
 }
 
 TEST(IndexedDataset, ReadsWhatAnIndependentWriterWrote) {
-  if (!have_numpy()) GTEST_SKIP() << "python3-numpy missing (scripts/setup.sh installs it)";
+  ASSERT_TRUE(testing::python_has("numpy"));
   testing::TempDir dir;
   // Documents of several sequences, as Megatron writes sentence-split data.
   for (int code : {1, 3, 4, 5, 8}) {
@@ -76,7 +75,7 @@ TEST(IndexedDataset, ReadsWhatAnIndependentWriterWrote) {
 }
 
 TEST(IndexedDataset, AnIndependentReaderReadsWhatWeWrote) {
-  if (!have_numpy()) GTEST_SKIP() << "python3-numpy missing (scripts/setup.sh installs it)";
+  ASSERT_TRUE(testing::python_has("numpy"));
   testing::TempDir dir;
   testing::write_dataset(dir.file("ours"), {{5, 6, 7}, {8}, {}, {9, 10}});
   const testing::CommandResult r = testing::run_command(kReference + " read " + dir.file("ours"));

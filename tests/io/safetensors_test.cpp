@@ -9,6 +9,7 @@
 
 #include "cpt/common/error.h"
 #include "cpt/io/hf_model.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
@@ -59,7 +60,7 @@ TEST(Safetensors, RoundTripsWithPaddedHeaderAndFormatMetadata) {
 }
 
 TEST(Safetensors, AnIndependentReaderAgrees) {
-  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP();
+  ASSERT_TRUE(testing::python_has("numpy"));
   testing::TempDir dir;
   const std::string path = dir.file("t.safetensors");
   {

@@ -13,13 +13,12 @@
 #include "cpt/common/error.h"
 #include "cpt/io/hf_model.h"
 #include "support/hf_models.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 
 namespace cpt::merge {
 namespace {
-
-bool have_numpy() { return std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
 
 struct Models {
   testing::TempDir dir;
@@ -48,7 +47,7 @@ MergeReport run(const std::string& config, const std::string& output, uint64_t s
 }
 
 void expect_reference(const Models& m, nlohmann::json spec) {
-  if (!have_numpy()) GTEST_SKIP() << "python3-numpy missing (scripts/setup.sh installs it)";
+  ASSERT_TRUE(testing::python_has("numpy"));
   const std::string path = m.dir.write("spec-" + std::to_string(++m.count_) + ".json", spec.dump());
   const testing::CommandResult r = testing::run_command(
       std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
@@ -173,7 +172,7 @@ TEST(Merge, TiesOnBf16ModelsBreaksTiesAtTheCutLikeAStableSort) {
       base, a, b));
   const std::string out = dir.file("out");
   run(config, out);
-  if (!have_numpy()) GTEST_SKIP();
+  ASSERT_TRUE(testing::python_has("numpy"));
   const nlohmann::json spec = {{"method", "ties"}, {"models", {base, a, b}}, {"base", 0}, {"output", out},
                                {"weights", {0.7, 0.3}}, {"densities", {0.5, 0.25}}, {"normalize", true}};
   const std::string path = dir.write("spec.json", spec.dump());

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cpt/model/presets.h"
+#include "support/python.h"
 #include "support/run_command.h"
 
 namespace cpt::model {
@@ -21,9 +22,7 @@ TEST(Shape, PresetParameterCountsMatchTheReleasedModels) {
 // The same count from an independent torch.nn module tree, including GQA
 // shapes the presets above do not all cover.
 TEST(Shape, ParameterCountMatchesATorchReference) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "python3-torch is not installed (scripts/setup.sh installs it)";
-  }
+  ASSERT_TRUE(testing::python_has("torch"));
   Shape gqa = find_preset("tiny").shape;
   gqa.num_key_value_heads = 2;
   for (const Shape& shape : {find_preset("tiny").shape, gqa, find_preset("llama2-70b").shape}) {

@@ -15,6 +15,7 @@
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/hf_model.h"
 #include "cpt/model/shape.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/shapes.h"
 #include "support/temp_dir.h"
@@ -22,8 +23,6 @@
 namespace cpt::model {
 namespace {
 
-
-bool have_torch() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
 
 TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
   Llama llama(testing::small_gqa_shape());
@@ -41,7 +40,7 @@ TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
 }
 
 TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
-  if (!have_torch()) GTEST_SKIP() << "python3-torch missing (scripts/setup.sh installs it)";
+  ASSERT_TRUE(testing::python_has("torch"));
   testing::TempDir dir;
   const Shape shape = testing::small_gqa_shape();
   Llama written(shape);

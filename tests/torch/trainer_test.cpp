@@ -16,6 +16,7 @@
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/train/inference.h"
 #include "support/datasets.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/shapes.h"
 #include "support/temp_dir.h"
@@ -26,7 +27,7 @@ namespace {
 
 
 TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) GTEST_SKIP();
+  ASSERT_TRUE(testing::python_has("torch"));
   testing::TempDir dir;
   model::Llama init(testing::small_gqa_shape());
   init->init_weights(11);
@@ -253,6 +254,10 @@ TEST(Training, BadInputsExitTwoWithOneLine) {
   const auto vocab = run.train(run.dir.file("v"), "--set tokenizer=" + testing::test_tokenizer().model);
   EXPECT_EQ(vocab.exit_code, 2);
   EXPECT_NE(vocab.err.find("has 2000 pieces but model.vocab_size is 256; they must match"), std::string::npos) << vocab.err;
+  // An accelerator backend that is not built yet is refused, not run on the CPU.
+  const auto cuda = run.train(run.dir.file("gpu"), "--set backend=cuda");
+  EXPECT_EQ(cuda.exit_code, 2);
+  EXPECT_NE(cuda.err.find("backend cuda is not built yet"), std::string::npos) << cuda.err;
   // An output directory that cannot be created.
   run.dir.write("file", "x");
   const auto unwritable = run.train(run.dir.file("file/out"));
