@@ -1,5 +1,6 @@
 #include "cpt/dist/env.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <fmt/format.h>
 
@@ -9,15 +10,20 @@ namespace cpt::dist {
 
 namespace {
 
-int read_int(const char* name, int fallback, int minimum) {
+long read_long(const char* name, long fallback, long minimum, long maximum) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return fallback;
   char* end = nullptr;
-  long value = std::strtol(text, &end, 10);
-  if (*end != '\0' || value < minimum || value > (1 << 24)) {
-    throw InputError(fmt::format("environment variable {}='{}' is not a valid number (>= {})", name, text, minimum));
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < minimum || value > maximum) {
+    throw InputError(fmt::format("environment variable {}='{}' is not a valid number ({}..{})", name, text, minimum,
+                                 maximum));
   }
-  return static_cast<int>(value);
+  return value;
+}
+
+int read_int(const char* name, int fallback, int minimum) {
+  return static_cast<int>(read_long(name, fallback, minimum, 1 << 24));
 }
 
 bool is_set(const char* name) {
@@ -25,9 +31,91 @@ bool is_set(const char* name) {
   return text != nullptr && *text != '\0';
 }
 
+[[noreturn]] void bad_nodelist(const std::string& list, const std::string& why) {
+  throw InputError(fmt::format("SLURM host list '{}': {}", list, why));
+}
+
+// "01-04,07" -> {"01","02","03","04","07"}, keeping each range's width.
+std::vector<std::string> expand_ranges(const std::string& list, const std::string& ranges) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= ranges.size()) {
+    size_t end = ranges.find(',', begin);
+    if (end == std::string::npos) end = ranges.size();
+    const std::string item = ranges.substr(begin, end - begin);
+    const size_t dash = item.find('-');
+    const std::string low = item.substr(0, dash);
+    const std::string high = dash == std::string::npos ? low : item.substr(dash + 1);
+    const auto all_digits = [](const std::string& s) {
+      if (s.empty() || s.size() > 9) return false;
+      for (char ch : s) {
+        if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
+      }
+      return true;
+    };
+    if (!all_digits(low) || !all_digits(high)) bad_nodelist(list, fmt::format("'[{}]' is not a list of numbers", ranges));
+    const long first = std::stol(low), last = std::stol(high);
+    if (last < first) bad_nodelist(list, fmt::format("range '{}' runs backwards", item));
+    if (last - first > 100000) bad_nodelist(list, fmt::format("range '{}' is implausibly long", item));
+    for (long n = first; n <= last; ++n) out.push_back(fmt::format("{:0{}d}", n, low.size()));
+    begin = end + 1;
+  }
+  return out;
+}
+
+// One host expression without top-level commas: "rack[1-2]-n[01-02]".
+void expand_host(const std::string& list, const std::string& expression, std::vector<std::string>& out) {
+  std::vector<std::string> hosts = {""};
+  size_t i = 0;
+  while (i < expression.size()) {
+    if (expression[i] == '[') {
+      const size_t close = expression.find(']', i);
+      if (close == std::string::npos) bad_nodelist(list, "a '[' is never closed");
+      std::vector<std::string> next;
+      const auto parts = expand_ranges(list, expression.substr(i + 1, close - i - 1));
+      for (const auto& prefix : hosts) {
+        for (const auto& part : parts) next.push_back(prefix + part);
+      }
+      hosts = std::move(next);
+      i = close + 1;
+    } else if (expression[i] == ']') {
+      bad_nodelist(list, "a ']' has no '['");
+    } else {
+      const size_t next_bracket = expression.find_first_of("[]", i);
+      const std::string text = expression.substr(i, next_bracket == std::string::npos ? std::string::npos : next_bracket - i);
+      for (auto& host : hosts) host += text;
+      i += text.size();
+    }
+  }
+  out.insert(out.end(), hosts.begin(), hosts.end());
+}
+
 }  // namespace
 
-LaunchEnv launch_env_from_environment() {
+std::vector<std::string> expand_slurm_nodelist(const std::string& nodelist) {
+  if (nodelist.empty()) bad_nodelist(nodelist, "it is empty");
+  std::vector<std::string> hosts;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= nodelist.size(); ++i) {
+    const char ch = i < nodelist.size() ? nodelist[i] : ',';
+    if (ch == '[') {
+      if (++depth > 1) bad_nodelist(nodelist, "brackets are nested");
+    } else if (ch == ']') {
+      if (--depth < 0) bad_nodelist(nodelist, "a ']' has no '['");
+    } else if (ch == ',' && depth == 0) {
+      if (i == start) bad_nodelist(nodelist, "it has an empty host name");
+      expand_host(nodelist, nodelist.substr(start, i - start), hosts);
+      start = i + 1;
+    } else if (std::isspace(static_cast<unsigned char>(ch))) {
+      bad_nodelist(nodelist, "it contains white space");
+    }
+  }
+  if (depth != 0) bad_nodelist(nodelist, "a '[' is never closed");
+  return hosts;
+}
+
+LaunchEnv launch_env_from_environment(int configured_port) {
   LaunchEnv env;
   if (is_set("WORLD_SIZE") || is_set("RANK")) {
     env.launcher = "torchrun";
@@ -43,6 +131,28 @@ LaunchEnv launch_env_from_environment() {
   if (env.rank >= env.world_size) {
     throw InputError(fmt::format("rank {} is outside the world of {} processes ({} environment)", env.rank,
                                  env.world_size, env.launcher));
+  }
+
+  if (is_set("MASTER_ADDR")) {
+    env.master_addr = std::getenv("MASTER_ADDR");
+  } else if (env.launcher == "slurm") {
+    const char* list = is_set("SLURM_JOB_NODELIST") ? "SLURM_JOB_NODELIST" : "SLURM_NODELIST";
+    if (!is_set(list)) {
+      if (env.world_size > 1) throw InputError("SLURM_JOB_NODELIST is not set; set MASTER_ADDR to rank 0's host");
+    } else {
+      env.master_addr = expand_slurm_nodelist(std::getenv(list)).front();
+    }
+  } else if (env.world_size > 1) {
+    throw InputError("MASTER_ADDR is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
+  }
+  if (is_set("MASTER_PORT")) {
+    env.master_port = static_cast<int>(read_long("MASTER_PORT", 0, 1, 65535));
+  } else if (configured_port > 0) {
+    env.master_port = configured_port;
+  } else if (env.launcher == "slurm" && is_set("SLURM_JOB_ID")) {
+    env.master_port = static_cast<int>(20000 + read_long("SLURM_JOB_ID", 0, 0, 1L << 40) % 20000);
+  } else if (env.launcher == "torchrun" && env.world_size > 1) {
+    throw InputError("MASTER_PORT is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
   }
   return env;
 }
