@@ -42,7 +42,10 @@ int main(int argc, char** argv) {
   const cpt::train::CheckpointPaths paths{dir + "/checkpoints"};
 
   auto start = Clock::now();
-  const std::string saved = cpt::train::save_checkpoint(paths, model, optimizer, state, "", 5'000'000'000, 1);
+  const auto group = cpt::dist::ProcessGroup::connect(cpt::dist::LaunchEnv{}, cpt::dist::Config{});
+  cpt::train::SaveOptions save_options;
+  save_options.keep_last = 1;
+  const std::string saved = cpt::train::save_checkpoint(paths, model, optimizer, state, save_options, *group);
   const double save_s = std::chrono::duration<double>(Clock::now() - start).count();
   uint64_t bytes = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(saved)) {

@@ -3,6 +3,8 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "commands.h"
@@ -51,6 +53,11 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "%s", app.help().c_str());
     spdlog::error("no subcommand and no --config given; try `cpt-train --config configs/tiny.yaml --dry-run`");
     return kExitBadInput;
+  } catch (const PeerFailure& e) {
+    spdlog::error("{}", e.what());
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    std::_Exit(kExitFailure);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return exit_code_for(e);

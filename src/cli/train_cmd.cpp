@@ -61,10 +61,6 @@ int run_train(const TrainArgs& args) {
     return kExitOk;
   }
 
-  const dist::LaunchEnv env = dist::launch_env_from_environment();
-  if (env.world_size > 1) {
-    throw NotBuiltYet("data-parallel training", "issue #5; run one process for now");
-  }
   train::TrainOptions train_options;
   train_options.resume = args.resume;
   return train::run_training(loaded, train_options);

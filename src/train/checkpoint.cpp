@@ -8,7 +8,10 @@
 #include <fmt/format.h>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <map>
+#include <memory>
 
 #include "cpt/common/error.h"
 #include "cpt/io/atomic_file.h"
@@ -44,61 +47,152 @@ std::string CheckpointPaths::step_dir(int64_t step) const {
   return (fs::path(root) / fmt::format("{}{:08d}", kStatePrefix, step)).string();
 }
 
-std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, const AdamW& optimizer,
-                            const TrainerState& state, const std::string& tokenizer, int64_t max_shard_size,
-                            int64_t keep_last) {
-  fs::create_directories(paths.root);
-  // A save killed half-way leaves its temporary directory: never a
-  // checkpoint (only `latest` names those), so clear it.
-  for (const auto& entry : fs::directory_iterator(paths.root)) {
-    if (entry.path().filename().string().rfind(".step-", 0) == 0) fs::remove_all(entry.path());
-  }
-  const std::string final_dir = paths.step_dir(state.step);
-  const std::string temp = (fs::path(paths.root) / fmt::format(".{}{:08d}.tmp-{}", kStatePrefix, state.step, ::getpid())).string();
-  fs::remove_all(temp);
-  fs::create_directories(fs::path(temp) / "trainer_state");
-  // Weights in fp32: they are the master copy, so a resume is exact.
-  io::save_hf_weights(*model, model->shape(), temp, io::Dtype::kF32, max_shard_size);
-  maybe_die("weights");
-  if (!tokenizer.empty() && fs::exists(tokenizer)) fs::copy_file(tokenizer, fs::path(temp) / "tokenizer.model");
+namespace {
 
+// The moments in one safetensors file; a slice that is not a whole
+// parameter records where it starts ("offset.<key>" in the metadata).
+void write_moments(const std::string& path, const std::vector<MomentSlice>& moments) {
   std::vector<io::TensorSpec> specs;
-  const NamedTensors moments = optimizer.state();
-  for (const auto& [name, t] : moments) specs.push_back({name, io::Dtype::kF32, t.sizes().vec()});
-  {
-    io::SafetensorsWriter writer((fs::path(temp) / "trainer_state" / "optimizer.safetensors").string(), specs);
-    for (const auto& [name, t] : moments) {
-      const auto contiguous = t.contiguous();
-      writer.write(name, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
-    }
-    writer.finish();
+  std::map<std::string, std::string> metadata;
+  for (const auto& m : moments) {
+    specs.push_back({m.key, io::Dtype::kF32, m.values.sizes().vec()});
+    if (m.values.dim() == 1 || m.offset != 0) metadata["offset." + m.key] = std::to_string(m.offset);
   }
-  const nlohmann::json json = {{"format_version", 1},
-                               {"step", state.step},
-                               {"tokens", state.tokens},
-                               {"optimizer_steps", optimizer.steps()},
-                               {"nonfinite_in_row", state.nonfinite_in_row},
-                               {"config_hash", state.config_hash},
-                               {"data", state.data.to_json()}};
-  maybe_die("optimizer");
-  io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(), json.dump(2) + "\n");
-  sync_directory((fs::path(temp) / "trainer_state").string());
-  sync_directory(temp);
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run step replaces its old copy
-  fs::rename(temp, final_dir);
-  sync_directory(paths.root);
-  maybe_die("renamed");
-  io::write_file_atomic((fs::path(paths.root) / "latest").string(), fs::path(final_dir).filename().string() + "\n");
+  io::SafetensorsWriter writer(path, specs, metadata);
+  for (const auto& m : moments) {
+    const auto contiguous = m.values.contiguous();
+    writer.write(m.key, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
+  }
+  writer.finish();
+}
 
-  if (keep_last > 0) {
-    std::vector<std::string> steps;
-    for (const auto& entry : fs::directory_iterator(paths.root)) {
+std::string optimizer_file(int rank, int world) {
+  return world == 1 ? "optimizer.safetensors" : fmt::format("optimizer-{:05d}-of-{:05d}.safetensors", rank, world);
+}
+
+// Every piece of every moment in a checkpoint's optimizer files, however
+// many ranks wrote them, so that any rank layout can read its ranges.
+class MomentPieces {
+ public:
+  explicit MomentPieces(const std::string& dir) : dir_(dir) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
       const std::string name = entry.path().filename().string();
-      if (entry.is_directory() && name.rfind(kStatePrefix, 0) == 0) steps.push_back(name);
+      if (name.rfind("optimizer", 0) == 0 && entry.path().extension() == ".safetensors") {
+        files_.push_back(std::make_unique<io::SafetensorsFile>(entry.path().string()));
+      }
     }
-    std::sort(steps.begin(), steps.end());
-    for (size_t i = 0; i + static_cast<size_t>(keep_last) < steps.size(); ++i) fs::remove_all(fs::path(paths.root) / steps[i]);
+    if (files_.empty()) throw InputError(fmt::format("'{}' holds no optimizer*.safetensors", dir));
+    for (const auto& file : files_) {
+      for (const auto& t : file->tensors()) {
+        if (t.spec.dtype != io::Dtype::kF32) {
+          throw InputError(fmt::format("'{}': '{}' is not F32", file->path(), t.spec.name));
+        }
+        int64_t offset = 0;
+        const auto it = file->metadata().find("offset." + t.spec.name);
+        if (it != file->metadata().end()) offset = std::stoll(it->second);
+        pieces_[t.spec.name].push_back(
+            {offset, t.spec.numel(), reinterpret_cast<const float*>(file->data(t))});
+      }
+    }
   }
+
+  void read(const std::string& key, int64_t offset, torch::Tensor& out) const {
+    const auto it = pieces_.find(key);
+    if (it == pieces_.end()) throw InputError(fmt::format("'{}': optimizer state has no '{}'", dir_, key));
+    const int64_t n = out.numel();
+    auto target = out.view({-1});
+    int64_t covered = 0;
+    for (const auto& piece : it->second) {
+      const int64_t begin = std::max(offset, piece.offset), end = std::min(offset + n, piece.offset + piece.numel);
+      if (begin >= end) continue;
+      std::memcpy(target.data_ptr<float>() + (begin - offset), piece.data + (begin - piece.offset),
+                  static_cast<size_t>(end - begin) * 4);
+      covered += end - begin;
+    }
+    if (covered != n) {
+      throw InputError(fmt::format("'{}': optimizer state '{}' covers {} of elements [{}, {}); a shard file is "
+                                   "missing or the model shape changed",
+                                   dir_, key, covered, offset, offset + n));
+    }
+  }
+
+ private:
+  struct Piece {
+    int64_t offset, numel;
+    const float* data;
+  };
+  std::string dir_;
+  std::vector<std::unique_ptr<io::SafetensorsFile>> files_;
+  std::map<std::string, std::vector<Piece>> pieces_;
+};
+
+}  // namespace
+
+std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, const AdamW& optimizer,
+                            const TrainerState& state, const SaveOptions& options, dist::ProcessGroup& group) {
+  const bool leader = group.rank() == 0;
+  const std::string final_dir = paths.step_dir(state.step);
+  const std::string temp = (fs::path(paths.root) / fmt::format(".{}{:08d}.tmp", kStatePrefix, state.step)).string();
+  if (leader) {
+    fs::create_directories(paths.root);
+    // A save killed half-way leaves its temporary directory: never a
+    // checkpoint (only `latest` names those), so clear it.
+    for (const auto& entry : fs::directory_iterator(paths.root)) {
+      if (entry.path().filename().string().rfind(".step-", 0) == 0) fs::remove_all(entry.path());
+    }
+    fs::create_directories(fs::path(temp) / "trainer_state");
+  }
+  group.barrier();  // the temporary directory exists (on the shared file system)
+
+  // With ZeRO-1 every rank writes its own moments; otherwise rank 0 holds them all.
+  if (options.sharded_optimizer || leader) {
+    const int world = options.sharded_optimizer ? group.size() : 1;
+    write_moments((fs::path(temp) / "trainer_state" / optimizer_file(options.sharded_optimizer ? group.rank() : 0, world))
+                      .string(),
+                  optimizer.state());
+  }
+  if (leader) {
+    // Weights in fp32: they are the master copy, so a resume is exact.
+    io::save_hf_weights(*model, model->shape(), temp, io::Dtype::kF32, options.max_shard_size);
+    maybe_die("weights");
+    if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
+      fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
+    }
+  }
+  group.barrier();  // every rank's files are written and fsynced
+  if (leader) {
+    const nlohmann::json json = {{"format_version", 1},
+                                 {"step", state.step},
+                                 {"tokens", state.tokens},
+                                 {"optimizer_steps", optimizer.steps()},
+                                 {"world_size", group.size()},
+                                 {"nonfinite_in_row", state.nonfinite_in_row},
+                                 {"config_hash", state.config_hash},
+                                 {"resume_guard", state.resume_guard},
+                                 {"data", state.data.to_json()}};
+    maybe_die("optimizer");
+    io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(), json.dump(2) + "\n");
+    sync_directory((fs::path(temp) / "trainer_state").string());
+    sync_directory(temp);
+    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run step replaces its old copy
+    fs::rename(temp, final_dir);
+    sync_directory(paths.root);
+    maybe_die("renamed");
+    io::write_file_atomic((fs::path(paths.root) / "latest").string(), fs::path(final_dir).filename().string() + "\n");
+
+    if (options.keep_last > 0) {
+      std::vector<std::string> steps;
+      for (const auto& entry : fs::directory_iterator(paths.root)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_directory() && name.rfind(kStatePrefix, 0) == 0) steps.push_back(name);
+      }
+      std::sort(steps.begin(), steps.end());
+      for (size_t i = 0; i + static_cast<size_t>(options.keep_last) < steps.size(); ++i) {
+        fs::remove_all(fs::path(paths.root) / steps[i]);
+      }
+    }
+  }
+  group.barrier();  // no rank runs ahead of a checkpoint that is not complete
   return final_dir;
 }
 
@@ -114,7 +208,7 @@ std::optional<std::string> latest_checkpoint(const CheckpointPaths& paths) {
   return (fs::path(paths.root) / name).string();
 }
 
-TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW& optimizer) {
+TrainerState read_trainer_state(const std::string& dir) {
   const fs::path state_path = fs::path(dir) / "trainer_state" / "state.json";
   std::ifstream in(state_path);
   if (!in) throw InputError(fmt::format("'{}' is missing: not a cpt-train checkpoint", state_path.string()));
@@ -126,18 +220,21 @@ TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW&
     state.tokens = json.at("tokens").get<int64_t>();
     state.nonfinite_in_row = json.value("nonfinite_in_row", int64_t{0});
     state.config_hash = json.value("config_hash", std::string());
+    state.resume_guard = json.value("resume_guard", nlohmann::json());
+    state.optimizer_steps = json.value("optimizer_steps", state.step);
     state.data = data::BlendState::from_json(json.at("data"));
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("'{}': {}", state_path.string(), e.what()));
   }
+  return state;
+}
+
+TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW& optimizer) {
+  const TrainerState state = read_trainer_state(dir);
   io::load_hf_weights(*model, dir);
-  const io::SafetensorsFile moments((fs::path(dir) / "trainer_state" / "optimizer.safetensors").string());
-  std::map<std::string, torch::Tensor> tensors;
-  for (const auto& t : moments.tensors()) {
-    if (t.spec.dtype != io::Dtype::kF32) throw InputError(fmt::format("'{}': '{}' is not F32", moments.path(), t.spec.name));
-    tensors[t.spec.name] = torch::from_blob(const_cast<uint8_t*>(moments.data(t)), t.spec.shape, torch::kFloat).clone();
-  }
-  optimizer.load_state(tensors, json.value("optimizer_steps", state.step));
+  const MomentPieces moments((fs::path(dir) / "trainer_state").string());
+  optimizer.load_state([&](const std::string& key, int64_t offset, torch::Tensor& out) { moments.read(key, offset, out); },
+                       state.optimizer_steps);
   return state;
 }
 

@@ -9,13 +9,31 @@
 
 namespace cpt::train {
 
-AdamW::AdamW(NamedTensors parameters, const OptimizerConfig& config)
-    : parameters_(std::move(parameters)), config_(config) {
-  for (const auto& [name, p] : parameters_) {
-    exp_avg_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-    exp_avg_sq_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+namespace {
+
+std::vector<ParamSlice> whole(const NamedTensors& parameters) {
+  std::vector<ParamSlice> slices;
+  for (const auto& [name, p] : parameters) slices.push_back({name, p, 0, p.numel()});
+  return slices;
+}
+
+// The slice's part of `t` (the parameter or its gradient), sharing storage.
+torch::Tensor part(const ParamSlice& slice, const torch::Tensor& t) {
+  return slice.whole() ? t : t.view({-1}).narrow(0, slice.offset, slice.numel);
+}
+
+}  // namespace
+
+AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config)
+    : slices_(std::move(slices)), config_(config) {
+  torch::NoGradGuard no_grad;
+  for (const auto& slice : slices_) {
+    exp_avg_.push_back(torch::zeros_like(part(slice, slice.param.detach()), torch::MemoryFormat::Contiguous));
+    exp_avg_sq_.push_back(torch::zeros_like(exp_avg_.back()));
   }
 }
+
+AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config) : AdamW(whole(parameters), config) {}
 
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
@@ -25,12 +43,13 @@ void AdamW::step(double lr) {
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(steps_));
   const double step_size = lr / correction1;
   const double correction2_sqrt = std::sqrt(correction2);
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    torch::Tensor& p = parameters_[i].second;
-    const torch::Tensor& grad = p.grad();
-    if (!grad.defined()) continue;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const ParamSlice& slice = slices_[i];
+    if (!slice.param.grad().defined()) continue;
+    torch::Tensor p = part(slice, slice.param.detach());
+    const torch::Tensor grad = part(slice, slice.param.grad());
     // Decoupled decay, on matrices only: norms and (absent) biases are not decayed.
-    if (p.dim() >= 2 && config_.weight_decay != 0) p.mul_(1.0 - lr * config_.weight_decay);
+    if (slice.param.dim() >= 2 && config_.weight_decay != 0) p.mul_(1.0 - lr * config_.weight_decay);
     exp_avg_[i].lerp_(grad, 1.0 - beta1);
     exp_avg_sq_[i].mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
     const auto denom = (exp_avg_sq_[i].sqrt() / correction2_sqrt).add_(config_.eps);
@@ -38,27 +57,20 @@ void AdamW::step(double lr) {
   }
 }
 
-NamedTensors AdamW::state() const {
-  NamedTensors out;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    out.emplace_back("exp_avg." + parameters_[i].first, exp_avg_[i]);
-    out.emplace_back("exp_avg_sq." + parameters_[i].first, exp_avg_sq_[i]);
+std::vector<MomentSlice> AdamW::state() const {
+  std::vector<MomentSlice> out;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    out.push_back({"exp_avg." + slices_[i].name, slices_[i].offset, exp_avg_[i]});
+    out.push_back({"exp_avg_sq." + slices_[i].name, slices_[i].offset, exp_avg_sq_[i]});
   }
   return out;
 }
 
-void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, int64_t steps) {
+void AdamW::load_state(const MomentReader& read, int64_t steps) {
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < parameters_.size(); ++i) {
-    for (auto [prefix, target] : {std::pair{"exp_avg.", &exp_avg_[i]}, std::pair{"exp_avg_sq.", &exp_avg_sq_[i]}}) {
-      const std::string key = prefix + parameters_[i].first;
-      auto it = state.find(key);
-      if (it == state.end()) throw InputError(fmt::format("optimizer state has no '{}'", key));
-      if (it->second.sizes() != target->sizes()) {
-        throw InputError(fmt::format("optimizer state '{}' has the wrong shape", key));
-      }
-      target->copy_(it->second);
-    }
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    read("exp_avg." + slices_[i].name, slices_[i].offset, exp_avg_[i]);
+    read("exp_avg_sq." + slices_[i].name, slices_[i].offset, exp_avg_sq_[i]);
   }
   steps_ = steps;
 }

@@ -19,7 +19,9 @@
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/atomic_file.h"
 #include "cpt/model/shape.h"
+#include "cpt/dist/env.h"
 #include "cpt/train/checkpoint.h"
+#include "cpt/train/data_parallel.h"
 #include "cpt/train/schedule.h"
 
 namespace fs = std::filesystem;
@@ -54,15 +56,17 @@ double cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) 
   return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), targets.view({-1})).item<double>();
 }
 
-// Mean token loss over up to max_batches micro-batches of the held-out windows.
-double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch, int64_t max_batches) {
+// Mean token loss over up to max_batches micro-batches of the held-out
+// windows; the ranks take turns at the batches.
+double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch, int64_t max_batches,
+                dist::ProcessGroup& group) {
   torch::NoGradGuard no_grad;
   const int64_t seq = set.seq_len();
   const int64_t samples = std::min(set.samples_per_epoch(), max_batches * micro_batch);
   double total = 0;
   int64_t count = 0;
   std::vector<int64_t> window(static_cast<size_t>(seq + 1));
-  for (int64_t first = 0; first < samples; first += micro_batch) {
+  for (int64_t first = micro_batch * group.rank(); first < samples; first += micro_batch * group.size()) {
     const int64_t rows = std::min(micro_batch, samples - first);
     auto tokens = torch::empty({rows, seq}, torch::kLong), targets = torch::empty({rows, seq}, torch::kLong);
     for (int64_t r = 0; r < rows; ++r) {
@@ -73,7 +77,33 @@ double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t mic
     total += cross_entropy(model->forward(tokens), targets) * static_cast<double>(rows);
     count += rows;
   }
-  return count > 0 ? total / static_cast<double>(count) : 0.0;
+  auto sums = torch::tensor({total, static_cast<double>(count)}, torch::kDouble);
+  group.all_reduce_sum(sums).wait();
+  return sums[1].item<double>() > 0 ? sums[0].item<double>() / sums[1].item<double>() : 0.0;
+}
+
+// What a resumed run must share with the checkpoint: the model's shape and
+// the sequence length. Everything else (weights of the mix, cadences, the
+// number of steps, the world size) may change.
+nlohmann::json resume_guard(const config::Config& c) {
+  auto model = config::to_json(c)["model"];
+  model.erase("preset");
+  model.erase("init_from");
+  model["seq_len"] = c.data.seq_len;
+  return model;
+}
+
+void check_resume_guard(const std::string& dir, const nlohmann::json& saved, const nlohmann::json& now) {
+  if (saved.is_null()) return;  // written before the guard existed
+  for (const auto& [key, value] : now.items()) {
+    const std::string full = key == "seq_len" ? "data.seq_len" : "model." + key;
+    if (!saved.contains(key) || saved[key] != value) {
+      throw InputError(fmt::format("cannot resume from {}: {} was {} there and is {} now; to continue from its "
+                                   "weights with a new shape or length, start a new phase with "
+                                   "model.init_from: {} and --resume none",
+                                   dir, full, saved.contains(key) ? saved[key].dump() : "absent", value.dump(), dir));
+    }
+  }
 }
 
 std::string config_hash(const config::Config& c) {
@@ -96,31 +126,42 @@ void truncate_metrics(const std::string& path, int64_t step) {
 
 }  // namespace
 
-StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
+StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
                       std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
                       bool document_mask) {
   StepResult result;
-  for (const auto& [name, p] : parameters) p.mutable_grad() = torch::Tensor();
+  replicas.zero_grad();
   int64_t total_tokens = 0;
   for (const auto& b : micro_batches) total_tokens += b.targets.numel();
-  for (auto& b : micro_batches) {
+  double local_loss = 0;
+  for (size_t m = 0; m < micro_batches.size(); ++m) {
+    const auto& b = micro_batches[m];
     // (micro_batch, seq, vocab) fp32
     const auto logits = document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
     const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
+    if (m + 1 == micro_batches.size()) replicas.sync_during_next_backward();
     (loss * share).backward();
-    result.loss += loss.item<double>() * share;
+    local_loss += loss.item<double>() * share;
   }
-  result.grad_norm = clip_grad_norm(parameters, grad_clip);
+  replicas.finish_gradient_sync();
+  // Every rank has as many tokens, so the global mean is the mean of the ranks'.
+  result.loss = replicas.mean(local_loss);
+  result.grad_norm = clip_grad_norm(replicas.parameters(), grad_clip);
   result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
-  if (result.finite) optimizer.step(lr);
+  if (result.finite) {
+    optimizer.step(lr);
+    replicas.gather_parameters();
+  }
   return result;
 }
 
 int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const config::Config& c = loaded.config;
   if (!loaded.warnings.empty()) throw InputError(loaded.source + ": " + loaded.warnings.front());
-  config::write_resolved(c, loaded.source);  // creates run.output_dir, or says why it cannot
+  const dist::LaunchEnv env = dist::launch_env_from_environment(static_cast<int>(c.distributed.master_port));
+  const bool leader = env.rank == 0;
+  if (leader) config::write_resolved(c, loaded.source);  // creates run.output_dir, or says why it cannot
   const CheckpointPaths paths{(fs::path(c.run.output_dir) / "checkpoints").string()};
   const std::string metrics_path = (fs::path(c.run.output_dir) / "metrics.jsonl").string();
 
@@ -150,10 +191,14 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
   NamedTensors parameters;
   for (auto& p : model->named_parameters()) parameters.emplace_back(p.key(), p.value());
-  AdamW optimizer(parameters, c.optimizer);
+  const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, c.distributed);
+  DataParallel replicas(*group, parameters, c.distributed.zero1,
+                        static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024));
+  AdamW optimizer(replicas.owned_slices(), c.optimizer);
 
   TrainerState state;
   state.config_hash = config_hash(c);
+  state.resume_guard = resume_guard(c);
   std::optional<std::string> resume_from;
   if (options.resume == "auto") {
     resume_from = latest_checkpoint(paths);
@@ -166,13 +211,15 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
   const data::BlendState* data_state = nullptr;
   if (resume_from) {
+    check_resume_guard(*resume_from, read_trainer_state(*resume_from).resume_guard, resume_guard(c));
     state = load_checkpoint(*resume_from, model, optimizer);
+    state.resume_guard = resume_guard(c);
     if (state.config_hash != config_hash(c)) {
       spdlog::warn("resuming {} with a changed model or optimizer config", *resume_from);
       state.config_hash = config_hash(c);
     }
     data_state = &state.data;
-    truncate_metrics(metrics_path, state.step);
+    if (leader) truncate_metrics(metrics_path, state.step);
     spdlog::info("resumed from {} at step {}", *resume_from, state.step);
   }
 
@@ -181,8 +228,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   data::LoaderOptions loader_options;
   loader_options.global_batch_size = c.train.global_batch_size;
   loader_options.micro_batch_size = c.train.micro_batch_size;
-  loader_options.rank = options.rank;
-  loader_options.world_size = options.world_size;
+  loader_options.rank = group->rank();
+  loader_options.world_size = group->size();
   loader_options.vocab_size = c.model.shape.vocab_size;
   data::Loader loader(sources.sources, sources.weights, loader_options, data_state);
 
@@ -201,22 +248,27 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
   const double peak_flops = measure_matmul_flops();
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream metrics;  // rank 0 writes the metrics
+  if (leader) metrics.open(metrics_path, std::ios::app);
   const auto start = Clock::now();
   auto window_start = Clock::now();
   int64_t window_tokens = 0;
 
   auto save = [&] {
-    const std::string dir = save_checkpoint(paths, model, optimizer, state, c.tokenizer, c.checkpoint.max_shard_size.value,
-                                            c.checkpoint.keep_last);
-    spdlog::info("saved {}", dir);
+    SaveOptions save_options;
+    save_options.tokenizer = c.tokenizer;
+    save_options.max_shard_size = c.checkpoint.max_shard_size.value;
+    save_options.keep_last = c.checkpoint.keep_last;
+    save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
+    const std::string dir = save_checkpoint(paths, model, optimizer, state, save_options, *group);
+    if (leader) spdlog::info("saved {}", dir);
   };
   auto run_eval = [&](nlohmann::ordered_json& row) {
     for (const auto& set : eval_sets) {
       const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
                                     return e.name == set->name();
                                   })->max_batches;
-      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches);
+      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group);
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
       spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
@@ -226,7 +278,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   if (state.step == 0 && !eval_sets.empty()) {
     nlohmann::ordered_json row = {{"step", 0}, {"tokens", 0}};
     run_eval(row);
-    metrics << row.dump() << "\n" << std::flush;
+    if (leader) metrics << row.dump() << "\n" << std::flush;
   }
   while (state.step < c.train.steps) {
     std::vector<data::TorchBatch> micro_batches;
@@ -238,7 +290,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     }
     const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
     const StepResult result =
-        train_step(model, optimizer, parameters, micro_batches, lr, c.optimizer.grad_clip, c.train.document_mask);
+        train_step(model, optimizer, replicas, micro_batches, lr, c.optimizer.grad_clip, c.train.document_mask);
     ++state.step;
     state.tokens += tokens_per_step;
     state.data = after;
@@ -273,7 +325,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                                     {"mfu", tokens_per_s * flops_per_token / peak_flops},
                                     {"elapsed_s", elapsed}};
       if (eval_now) run_eval(row);
-      metrics << row.dump() << "\n" << std::flush;
+      if (leader) metrics << row.dump() << "\n" << std::flush;
       const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
                          static_cast<double>(std::max<int64_t>(1, state.step));
       spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% elapsed {:.0f}s ETA {:.0f}s",
@@ -286,9 +338,16 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     const bool checkpoint_now = (c.checkpoint.every_steps > 0 && state.step % c.checkpoint.every_steps == 0) ||
                                 state.step == c.train.steps;
     if (checkpoint_now) save();
-    if (g_stop_signal != 0) {
+    // A signal may reach one rank only (scancel to one task, a node's
+    // SIGTERM): the ranks agree after every step, so all save and stop together.
+    const bool stop = replicas.mean(g_stop_signal != 0 ? 1.0 : 0.0) > 0;
+    if (stop) {
       if (!checkpoint_now) save();
-      spdlog::warn("stopped by signal {} after step {}; resume with --resume auto", g_stop_signal.load(), state.step);
+      if (g_stop_signal != 0) {
+        spdlog::warn("stopped by signal {} after step {}; resume with --resume auto", g_stop_signal.load(), state.step);
+      } else {
+        spdlog::warn("stopped after step {}: another rank got a stop signal; resume with --resume auto", state.step);
+      }
       return kExitPreempted;
     }
   }

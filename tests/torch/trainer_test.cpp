@@ -42,7 +42,9 @@ TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
   config.eps = 1e-8;
   config.weight_decay = 0.1;
   config.grad_clip = 0.5;  // low enough that clipping acts
-  AdamW optimizer(parameters, config);
+  const auto group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
+  DataParallel replicas(*group, parameters, /*zero1=*/true, 1 << 20);
+  AdamW optimizer(replicas.owned_slices(), config);
 
   torch::manual_seed(5);
   nlohmann::json spec = {{"lrs", {1e-3, 3e-3, 3e-3, 2e-3, 1e-3}}, {"betas", {0.9, 0.95}}, {"eps", 1e-8},
@@ -59,7 +61,7 @@ TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
     spec["micro_batches"].push_back({{"tokens", rows(b.tokens)}, {"targets", rows(b.targets)}});
   }
   std::vector<StepResult> ours;
-  for (double lr : spec["lrs"]) ours.push_back(train_step(llama, optimizer, parameters, batches, lr, 0.5));
+  for (double lr : spec["lrs"]) ours.push_back(train_step(llama, optimizer, replicas, batches, lr, 0.5));
 
   const std::string spec_path = dir.write("spec.json", spec.dump());
   const testing::CommandResult r = testing::run_command(fmt::format(

@@ -38,6 +38,14 @@ class ConfigValueError : public InputError {
   std::string key_;
 };
 
+// A collective failed: another rank exited, hung past distributed.timeout_s
+// or cannot be reached. Exit code 1, at once: c10d's destructors would
+// otherwise wait on the failed peer.
+class PeerFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Maps an exception thrown out of a subcommand to the exit code.
 int exit_code_for(const std::exception& error);
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cpt/data/blender.h"
+#include "cpt/dist/process_group.h"
 #include "cpt/model/llama.h"
 #include "cpt/train/optimizer.h"
 
@@ -20,6 +21,8 @@ struct TrainerState {
   data::BlendState data;       // where the blended stream continues
   int64_t nonfinite_in_row = 0;
   std::string config_hash;     // of the resolved config, to warn when it changed
+  nlohmann::json resume_guard; // model shape and seq_len: a resume must not change them
+  int64_t optimizer_steps = 0; // updates applied (skipped steps do not count)
 };
 
 struct CheckpointPaths {
@@ -27,17 +30,30 @@ struct CheckpointPaths {
   std::string step_dir(int64_t step) const;
 };
 
+struct SaveOptions {
+  std::string tokenizer;         // copied in when set
+  int64_t max_shard_size = 5'000'000'000;
+  int64_t keep_last = 0;         // 0 keeps all
+  bool sharded_optimizer = false;  // ZeRO-1: each rank writes its own moments
+};
+
 // Writes a complete checkpoint and then `latest`, and removes all but the
-// newest `keep_last` (0 keeps all). Returns the checkpoint's directory.
+// newest `keep_last`. Every rank of `group` calls it: rank 0 writes the
+// weights and the state; with a sharded optimizer each rank writes
+// optimizer-<rank>-of-<world>.safetensors (the directory must be on a file
+// system all ranks share). Returns the checkpoint's directory.
 std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, const AdamW& optimizer,
-                            const TrainerState& state, const std::string& tokenizer, int64_t max_shard_size,
-                            int64_t keep_last);
+                            const TrainerState& state, const SaveOptions& options, dist::ProcessGroup& group);
 
 // The directory `latest` names, if any.
 std::optional<std::string> latest_checkpoint(const CheckpointPaths& paths);
 
-// Loads weights, optimizer moments and trainer state. Throws InputError
-// naming the file on anything missing or malformed.
+// Reads trainer_state/state.json alone.
+TrainerState read_trainer_state(const std::string& dir);
+
+// Loads weights, optimizer moments and trainer state. The moments may have
+// been written by any number of ranks; each optimizer reads the ranges it
+// owns. Throws InputError naming the file on anything missing or malformed.
 TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW& optimizer);
 
 }  // namespace cpt::train

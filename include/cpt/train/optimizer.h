@@ -1,10 +1,12 @@
 #pragma once
-// AdamW with decoupled weight decay on matrices only (not norms), with its
-// moments kept by parameter name so checkpoints are portable. Torch-facing.
+// AdamW with decoupled weight decay on matrices only (not norms), over
+// slices of parameters: whole parameters, or (ZeRO-1) the part of each that
+// this rank owns. Moments are kept by parameter name and element offset so
+// checkpoints load on any number of ranks. Torch-facing.
 
 #include <torch/types.h>
 
-#include <map>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,24 +17,45 @@ namespace cpt::train {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
+// Elements [offset, offset + numel) of parameter `name`, flattened.
+struct ParamSlice {
+  std::string name;
+  torch::Tensor param;  // the whole parameter; its .grad() is read at each step
+  int64_t offset = 0;
+  int64_t numel = 0;
+  bool whole() const { return offset == 0 && numel == param.numel(); }
+};
+
+// One moment tensor of the optimizer state and where it sits in its
+// parameter: the key is "exp_avg.<name>" or "exp_avg_sq.<name>"; a whole
+// slice keeps the parameter's shape, a partial one is 1-D.
+struct MomentSlice {
+  std::string key;
+  int64_t offset = 0;
+  torch::Tensor values;
+};
+
 class AdamW {
  public:
-  AdamW(NamedTensors parameters, const OptimizerConfig& config);
+  AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config);
+  // Every parameter whole: one process, no sharding.
+  AdamW(const NamedTensors& parameters, const OptimizerConfig& config);
 
   // One update with learning rate `lr`, from each parameter's .grad(); the
-  // same arithmetic, in the same order, as torch.optim.AdamW.
+  // same arithmetic, element by element, as torch.optim.AdamW.
   void step(double lr);
 
   int64_t steps() const { return steps_; }
 
-  // "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter.
-  NamedTensors state() const;
-  // Restores moments saved by state(); throws InputError naming a missing
-  // or misshapen one.
-  void load_state(const std::map<std::string, torch::Tensor>& state, int64_t steps);
+  std::vector<MomentSlice> state() const;
+  // Restores the moments: `read(key, offset, out)` must fill `out` with
+  // elements [offset, offset + out.numel()) of that moment, flattened, or
+  // throw InputError naming what is missing.
+  using MomentReader = std::function<void(const std::string& key, int64_t offset, torch::Tensor& out)>;
+  void load_state(const MomentReader& read, int64_t steps);
 
  private:
-  NamedTensors parameters_;
+  std::vector<ParamSlice> slices_;
   OptimizerConfig config_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   int64_t steps_ = 0;

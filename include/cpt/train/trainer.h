@@ -8,6 +8,7 @@
 #include "cpt/config/config.h"
 #include "cpt/data/torch_batch.h"
 #include "cpt/model/llama.h"
+#include "cpt/train/data_parallel.h"
 #include "cpt/train/optimizer.h"
 
 namespace cpt::train {
@@ -20,20 +21,21 @@ struct StepResult {
 
 // One optimizer step over this rank's micro-batches: forward, backward
 // (gradients accumulate; each micro-batch weighs by its share of the
-// tokens), global-norm clipping, AdamW at `lr`. A non-finite loss or norm
-// skips the update and leaves the weights untouched. With document_mask,
+// tokens; the last backward all-reduces them over the ranks as it goes),
+// global-norm clipping, AdamW at `lr` on this rank's slices, then (ZeRO-1)
+// the all-gather of the new weights. A non-finite loss or norm skips the
+// update on every rank and leaves the weights untouched. With document_mask,
 // tokens attend only within their document and positions restart at each.
-StepResult train_step(model::Llama& model, AdamW& optimizer, const NamedTensors& parameters,
+StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
                       std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
                       bool document_mask = false);
 
 struct TrainOptions {
   std::string resume = "auto";  // auto | none | PATH
-  int rank = 0;
-  int world_size = 1;
 };
 
-// Runs the whole job. Returns the exit code: 0 done, 75 stopped by SIGTERM
+// Runs the whole job as this process's rank of the job torchrun or SLURM
+// launched (dist/env.h), or alone. Returns the exit code: 0 done, 75 stopped by SIGTERM
 // or SIGUSR1 after saving a checkpoint. Throws InputError for bad inputs.
 int run_training(const config::Loaded& loaded, const TrainOptions& options);
 
