@@ -57,12 +57,12 @@ class GlooGroup final : public ProcessGroup {
                                      : c10d::ProcessGroupGloo::createDefaultDevice());
       group_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
     } catch (const c10::Error& e) {
-      throw PeerFailure(fmt::format("rank {}: could not join the {}-process group at {}:{} within "
+      throw PeerFailure(fmt::format("could not join the {}-process group at {}:{} within "
                                     "distributed.timeout_s={}: {}",
-                                    env.rank, env.world_size, env.master_addr, env.master_port, config.timeout_s,
+                                    env.world_size, env.master_addr, env.master_port, config.timeout_s,
                                     first_line(e.what_without_backtrace())));
     } catch (const std::exception& e) {
-      throw PeerFailure(fmt::format("rank {}: could not join the {}-process group at {}:{}: {}", env.rank,
+      throw PeerFailure(fmt::format("could not join the {}-process group at {}:{}: {}",
                                     env.world_size, env.master_addr, env.master_port, first_line(e.what())));
     }
   }
@@ -89,10 +89,10 @@ class GlooGroup final : public ProcessGroup {
   // into one line saying which collective failed and why.
   template <class Start>
   Pending guard(const char* what, Start&& start) {
-    auto fail = [this, what](const std::string& why) {
-      return PeerFailure(fmt::format("rank {}: {} failed; another rank exited, or did not answer within "
+    auto fail = [timeout = timeout_s_, what](const std::string& why) {
+      return PeerFailure(fmt::format("{} failed; another rank exited, or did not answer within "
                                      "distributed.timeout_s={}: {}",
-                                     rank(), what, timeout_s_, first_line(why)));
+                                     what, timeout, first_line(why)));
     };
     try {
       auto work = start();

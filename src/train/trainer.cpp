@@ -235,14 +235,17 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
 
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGUSR1, on_stop_signal);
-  // Fault injection for the resume tests: "13:KILL" raises SIGKILL after
-  // step 13 (a kill -9), "13:TERM" raises SIGTERM (a preemption).
+  // Fault injection for the resume and fault tests: "13:KILL" raises
+  // SIGKILL after step 13 (a kill -9), "13:TERM" SIGTERM (a preemption),
+  // "13:STOP" SIGSTOP (a hung rank).
   int64_t raise_at = -1;
   int raise_signal = 0;
   if (const char* hook = std::getenv("CPT_TEST_RAISE_AT_STEP")) {
     const std::string text(hook);
     raise_at = std::atoll(text.c_str());
-    raise_signal = text.find("TERM") != std::string::npos ? SIGTERM : SIGKILL;
+    raise_signal = text.find("TERM") != std::string::npos   ? SIGTERM
+                   : text.find("STOP") != std::string::npos ? SIGSTOP
+                                                            : SIGKILL;
   }
 
   const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
@@ -271,7 +274,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group);
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
-      spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
+      if (leader) spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
     }
   };
 
@@ -328,7 +331,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       if (leader) metrics << row.dump() << "\n" << std::flush;
       const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
                          static_cast<double>(std::max<int64_t>(1, state.step));
-      spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% elapsed {:.0f}s ETA {:.0f}s",
+      if (leader) spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% elapsed {:.0f}s ETA {:.0f}s",
                    state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
                    100.0 * tokens_per_s * flops_per_token / peak_flops, elapsed, eta);
       window_start = Clock::now();
@@ -351,7 +354,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       return kExitPreempted;
     }
   }
-  spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
+  if (leader) spdlog::info("done: {} steps, {} tokens", state.step, state.tokens);
   return kExitOk;
 }
 
