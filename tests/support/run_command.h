@@ -47,21 +47,34 @@ inline int free_port() {
   return ntohs(address.sin_port);
 }
 
-// Runs `command` as every rank of one job at once, as torchrun would launch
-// it on one machine (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT on the
-// loopback); rank_env[r], when given, adds "NAME=value ..." for rank r.
-// Returns each rank's result, in rank order, once all have exited.
+enum class Launcher { kTorchrun, kSlurm };
+
+// Runs `command` as every rank of one job at once, as torchrun (RANK,
+// WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT on the loopback) or srun on one
+// node (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_JOB_NODELIST, and a
+// SLURM_JOB_ID from which the port is derived) would; rank_env[r], when
+// given, adds "NAME=value ..." for rank r. Returns each rank's result, in
+// rank order, once all have exited.
 inline std::vector<CommandResult> run_ranks(int world, const std::string& command,
-                                            const std::vector<std::string>& rank_env = {}) {
+                                            const std::vector<std::string>& rank_env = {},
+                                            Launcher launcher = Launcher::kTorchrun) {
   TempDir capture;
-  const int port = free_port();
+  int port = free_port();
+  // SLURM's port is 20000 + SLURM_JOB_ID % 20000: keep to that range.
+  while (launcher == Launcher::kSlurm && (port < 20000 || port >= 40000)) port = free_port();
   std::string script;
   for (int r = 0; r < world; ++r) {
     const std::string extra = static_cast<size_t>(r) < rank_env.size() ? rank_env[static_cast<size_t>(r)] : "";
     const std::string prefix = capture.file(std::to_string(r));
-    script += "(start=$EPOCHREALTIME; env RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world) + " LOCAL_RANK=" +
-              std::to_string(r) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " " + extra + " " +
-              command + " >" + prefix + ".out 2>" + prefix + ".err </dev/null; echo $? >" + prefix +
+    const std::string rank = std::to_string(r), size = std::to_string(world);
+    const std::string variables =
+        launcher == Launcher::kTorchrun
+            ? "RANK=" + rank + " WORLD_SIZE=" + size + " LOCAL_RANK=" + rank +
+                  " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port)
+            : "SLURM_PROCID=" + rank + " SLURM_NTASKS=" + size + " SLURM_LOCALID=" + rank +
+                  " SLURM_JOB_NODELIST=localhost,node-[02-03] SLURM_JOB_ID=" + std::to_string(port - 20000 + 940000);
+    script += "(start=$EPOCHREALTIME; env -u RANK -u WORLD_SIZE -u MASTER_ADDR -u MASTER_PORT " + variables + " " +
+              extra + " " + command + " >" + prefix + ".out 2>" + prefix + ".err </dev/null; echo $? >" + prefix +
               ".rc; echo $start $EPOCHREALTIME >" + prefix + ".time) &\n";
   }
   script += "wait\n";

@@ -56,9 +56,10 @@ logging: {{every_steps: 1}}
   }
   // The same run as `world` data-parallel ranks on this machine.
   std::vector<CommandResult> train_ranks(int world, const std::string& output, const std::string& extra = "",
-                                         const std::vector<std::string>& rank_env = {}) const {
+                                         const std::vector<std::string>& rank_env = {},
+                                         Launcher launcher = Launcher::kTorchrun) const {
     return run_ranks(world, fmt::format("{} --config {} --set run.output_dir={} {}", CPT_BINARY, config, output, extra),
-                     rank_env);
+                     rank_env, launcher);
   }
 };
 

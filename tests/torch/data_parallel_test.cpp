@@ -74,6 +74,17 @@ TEST(DataParallel, TwoRanksMatchOneRankStepByStep) {
   }
 }
 
+TEST(DataParallel, LaunchedBySrunVariables) {
+  SmallRun run;
+  // Rendezvous at the first host of SLURM_JOB_NODELIST, port from SLURM_JOB_ID.
+  const auto ranks =
+      run.train_ranks(2, run.dir.file("slurm"), "--set train.steps=4", {}, testing::Launcher::kSlurm);
+  expect_exit(ranks, 0);
+  EXPECT_NE(ranks[0].err.find("joining 2 ranks through localhost:"), std::string::npos) << ranks[0].err;
+  EXPECT_NE(ranks[1].err.find("[rank 1]"), std::string::npos) << ranks[1].err;
+  EXPECT_EQ(testing::metric_rows(run.dir.file("slurm/metrics.jsonl")).rbegin()->first, 4);
+}
+
 TEST(DataParallel, ActivationCheckpointingAndAccumulationAcrossRanks) {
   SmallRun run;
   // 4 micro-batches of 1 on one rank = 2 ranks x 2; the gradient hooks fire
