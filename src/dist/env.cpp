@@ -137,13 +137,9 @@ LaunchEnv launch_env_from_environment(int configured_port) {
     env.master_addr = std::getenv("MASTER_ADDR");
   } else if (env.launcher == "slurm") {
     const char* list = is_set("SLURM_JOB_NODELIST") ? "SLURM_JOB_NODELIST" : "SLURM_NODELIST";
-    if (!is_set(list)) {
-      if (env.world_size > 1) throw InputError("SLURM_JOB_NODELIST is not set; set MASTER_ADDR to rank 0's host");
-    } else {
-      env.master_addr = expand_slurm_nodelist(std::getenv(list)).front();
-    }
-  } else if (env.world_size > 1) {
-    throw InputError("MASTER_ADDR is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
+    if (is_set(list)) env.master_addr = expand_slurm_nodelist(std::getenv(list)).front();
+  } else if (env.launcher == "none") {
+    env.master_addr = "127.0.0.1";
   }
   if (is_set("MASTER_PORT")) {
     env.master_port = static_cast<int>(read_long("MASTER_PORT", 0, 1, 65535));
@@ -151,10 +147,23 @@ LaunchEnv launch_env_from_environment(int configured_port) {
     env.master_port = configured_port;
   } else if (env.launcher == "slurm" && is_set("SLURM_JOB_ID")) {
     env.master_port = static_cast<int>(20000 + read_long("SLURM_JOB_ID", 0, 0, 1L << 40) % 20000);
-  } else if (env.launcher == "torchrun" && env.world_size > 1) {
-    throw InputError("MASTER_PORT is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
+  } else if (env.launcher != "torchrun") {
+    env.master_port = 29500;
   }
   return env;
+}
+
+void check_rendezvous(const LaunchEnv& env) {
+  if (env.world_size == 1) return;
+  if (env.master_addr.empty()) {
+    throw InputError(env.launcher == "slurm"
+                         ? "SLURM_JOB_NODELIST is not set; set MASTER_ADDR to rank 0's host"
+                         : "MASTER_ADDR is not set; a multi-process torchrun-style launch needs MASTER_ADDR and "
+                           "MASTER_PORT");
+  }
+  if (env.master_port == 0) {
+    throw InputError("MASTER_PORT is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
+  }
 }
 
 }  // namespace cpt::dist

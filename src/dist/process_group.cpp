@@ -118,6 +118,7 @@ class GlooGroup final : public ProcessGroup {
 
 std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const Config& config) {
   if (env.world_size == 1) return std::make_unique<LocalGroup>();
+  check_rendezvous(env);
   if (config.backend == "nccl") {
     throw NotBuiltYet("distributed.backend nccl", "the CUDA backend, issue #7; use gloo");
   }

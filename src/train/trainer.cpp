@@ -160,6 +160,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const config::Config& c = loaded.config;
   if (!loaded.warnings.empty()) throw InputError(loaded.source + ": " + loaded.warnings.front());
   const dist::LaunchEnv env = dist::launch_env_from_environment(static_cast<int>(c.distributed.master_port));
+  dist::check_rendezvous(env);
   const bool leader = env.rank == 0;
   if (leader) config::write_resolved(c, loaded.source);  // creates run.output_dir, or says why it cannot
   const CheckpointPaths paths{(fs::path(c.run.output_dir) / "checkpoints").string()};

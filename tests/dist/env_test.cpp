@@ -26,6 +26,18 @@ TEST_F(LaunchEnvTest, NoLauncherMeansOneProcess) {
   EXPECT_EQ(env.rank, 0);
   EXPECT_EQ(env.world_size, 1);
   EXPECT_EQ(env.launcher, "none");
+  EXPECT_EQ(env.master_addr, "127.0.0.1");
+}
+
+TEST_F(LaunchEnvTest, SlurmWithoutAHostListNeedsMasterAddr) {
+  ::setenv("SLURM_PROCID", "0", 1);
+  ::setenv("SLURM_NTASKS", "2", 1);
+  try {
+    check_rendezvous(launch_env_from_environment());
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "SLURM_JOB_NODELIST is not set; set MASTER_ADDR to rank 0's host");
+  }
 }
 
 TEST_F(LaunchEnvTest, ReadsTorchrun) {
@@ -83,8 +95,9 @@ TEST_F(LaunchEnvTest, SlurmRendezvousIsTheFirstHostAndAPortFromTheJobId) {
 TEST_F(LaunchEnvTest, MultiProcessTorchrunNeedsMasterAddrAndPort) {
   ::setenv("RANK", "1", 1);
   ::setenv("WORLD_SIZE", "2", 1);
+  EXPECT_NO_THROW(launch_env_from_environment()) << "rank and size are enough for logging and planning";
   try {
-    launch_env_from_environment();
+    check_rendezvous(launch_env_from_environment());
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_STREQ(e.what(),
@@ -98,8 +111,17 @@ TEST_F(LaunchEnvTest, MultiProcessTorchrunNeedsMasterAddrAndPort) {
   } catch (const InputError& e) {
     EXPECT_STREQ(e.what(), "environment variable MASTER_PORT='99999' is not a valid number (1..65535)");
   }
+  ::unsetenv("MASTER_PORT");
+  try {
+    check_rendezvous(launch_env_from_environment());
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "MASTER_PORT is not set; a multi-process torchrun-style launch needs MASTER_ADDR and MASTER_PORT");
+  }
   ::setenv("MASTER_PORT", "29400", 1);
   const LaunchEnv env = launch_env_from_environment();
+  EXPECT_NO_THROW(check_rendezvous(env));
   EXPECT_EQ(env.master_addr, "10.0.0.1");
   EXPECT_EQ(env.master_port, 29400);
 }

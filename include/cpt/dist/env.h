@@ -12,8 +12,8 @@ struct LaunchEnv {
   int world_size = 1;
   int local_rank = 0;
   std::string launcher = "none";  // torchrun | slurm | none
-  std::string master_addr = "127.0.0.1";  // host of rank 0's TCPStore
-  int master_port = 29500;
+  std::string master_addr;  // host of rank 0's TCPStore; empty: not given
+  int master_port = 0;      // 0: not given
 };
 
 // torchrun's RANK/WORLD_SIZE/LOCAL_RANK win over SLURM_PROCID/SLURM_NTASKS/
@@ -22,9 +22,13 @@ struct LaunchEnv {
 // The rendezvous: MASTER_ADDR, else (SLURM) the first host of
 // SLURM_JOB_NODELIST. MASTER_PORT, else `configured_port` when > 0, else
 // (SLURM) 20000 + SLURM_JOB_ID % 20000 so that jobs sharing a node do not
-// collide, else 29500. Throws InputError naming a variable that is set but
-// not valid, or one a multi-process torchrun job needs and lacks.
+// collide, else (not torchrun) 29500. Throws InputError naming a variable
+// that is set but not valid.
 LaunchEnv launch_env_from_environment(int configured_port = 0);
+
+// Throws InputError naming what a multi-process job lacks to meet (no
+// MASTER_ADDR, MASTER_PORT or SLURM host list).
+void check_rendezvous(const LaunchEnv& env);
 
 // Expands SLURM's compressed host list ("gpu-[01-04,07],login1",
 // "rack[1-2]-n[01-02]") into host names in SLURM's order, keeping the
