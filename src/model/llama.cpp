@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "cpt/backend/autocast.h"
+
 namespace cpt::model {
 
 namespace {
@@ -38,13 +40,18 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 // forward runs the block without recording a graph; the backward runs it
 // again with grad on a detached copy of its input and back-propagates
 // through that, which accumulates the block's parameter gradients as a
-// plain backward would. Blocks have no dropout, so no RNG state needs
-// restoring.
+// plain backward would. The recomputation runs under the autocast state
+// of the forward (backward itself runs outside the autocast scope), so it
+// reproduces the same bf16 activations. Blocks have no dropout, so no RNG
+// state needs restoring.
 struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
                                const torch::Tensor& sin, const torch::Tensor& mask, int64_t block_address) {
     auto* block = reinterpret_cast<BlockImpl*>(block_address);  // the module outlives the graph
     ctx->saved_data["block"] = block_address;
+    const backend::AutocastState autocast = backend::autocast_state(x.device().type());
+    ctx->saved_data["autocast"] = autocast.enabled;
+    ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
     ctx->save_for_backward({x, cos, sin, mask});
     torch::NoGradGuard no_grad;
     return block->forward(x, cos, sin, unwrap_mask(mask));
@@ -61,6 +68,9 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
     auto x = saved[0].detach().requires_grad_(true);
     torch::Tensor y;
     {
+      const backend::AutocastScope autocast(
+          x.device().type(), {ctx->saved_data["autocast"].toBool(),
+                              static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt())});
       torch::AutoGradMode grad_on(true);
       y = block->forward(x, saved[1], saved[2], unwrap_mask(saved[3]));
     }

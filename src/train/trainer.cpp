@@ -11,6 +11,7 @@
 #include <fstream>
 #include <spdlog/spdlog.h>
 
+#include "cpt/backend/autocast.h"
 #include "cpt/common/error.h"
 #include "cpt/config/serialize.h"
 #include "cpt/data/loader.h"
@@ -127,8 +128,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
 }  // namespace
 
 StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
-                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
-                      bool document_mask) {
+                      std::vector<data::TorchBatch>& micro_batches, const StepOptions& options) {
   StepResult result;
   replicas.zero_grad();
   int64_t total_tokens = 0;
@@ -136,9 +136,14 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   double local_loss = 0;
   for (size_t m = 0; m < micro_batches.size(); ++m) {
     const auto& b = micro_batches[m];
-    // (micro_batch, seq, vocab) fp32
-    const auto logits = document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
-    const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+    torch::Tensor loss;
+    {
+      const backend::AutocastScope autocast(b.tokens.device().type(), {options.bf16_autocast, torch::kBFloat16});
+      // (micro_batch, seq, vocab), fp32 even under autocast
+      const auto logits =
+          options.document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
+      loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+    }
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
     if (m + 1 == micro_batches.size()) replicas.sync_during_next_backward();
     (loss * share).backward();
@@ -147,10 +152,10 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   replicas.finish_gradient_sync();
   // Every rank has as many tokens, so the global mean is the mean of the ranks'.
   result.loss = replicas.mean(local_loss);
-  result.grad_norm = clip_grad_norm(replicas.parameters(), grad_clip);
+  result.grad_norm = clip_grad_norm(replicas.parameters(), options.grad_clip);
   result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
   if (result.finite) {
-    optimizer.step(lr);
+    optimizer.step(options.lr);
     replicas.gather_parameters();
   }
   return result;
@@ -178,8 +183,9 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   if (c.backend == "cuda" || c.backend == "neuron") {
     throw NotBuiltYet(fmt::format("{}: backend {}", loaded.source, c.backend), "accelerator backends, issue #7; use backend: cpu");
   }
-  if (c.train.precision == "bf16") {
-    spdlog::warn("train.precision bf16: autocast is not built yet; this run trains in fp32");
+  const bool bf16_autocast = c.train.precision == "bf16" && backend::cpu_supports_bf16();
+  if (c.train.precision == "bf16" && !bf16_autocast) {
+    spdlog::warn("train.precision bf16: this CPU has no AVX-512, where bf16 is slower than fp32; training in fp32");
   }
   model::Llama model(c.model.shape);
   model->set_activation_checkpointing(c.train.activation_checkpointing);
@@ -272,6 +278,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
                                     return e.name == set->name();
                                   })->max_batches;
+      const backend::AutocastScope autocast(torch::kCPU, {bf16_autocast, torch::kBFloat16});
       const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group);
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
@@ -293,8 +300,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       micro_batches.push_back(data::to_torch(std::move(batch)));
     }
     const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
-    const StepResult result =
-        train_step(model, optimizer, replicas, micro_batches, lr, c.optimizer.grad_clip, c.train.document_mask);
+    StepOptions step_options;
+    step_options.lr = lr;
+    step_options.grad_clip = c.optimizer.grad_clip;
+    step_options.document_mask = c.train.document_mask;
+    step_options.bf16_autocast = bf16_autocast;
+    const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
     state.tokens += tokens_per_step;
     state.data = after;

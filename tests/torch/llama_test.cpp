@@ -11,6 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cpt/backend/autocast.h"
 #include "cpt/common/error.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/hf_model.h"
@@ -93,27 +94,55 @@ TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
   EXPECT_GT((without_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-3) << "the mask matters";
 }
 
+// Under bf16 autocast too: the recomputation in backward must run with the
+// forward's autocast state although backward runs outside the scope.
 TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
   torch::manual_seed(0);
   const auto tokens = torch::randint(0, 101, {2, 24}, torch::kLong), targets = torch::randint(0, 101, {2, 24}, torch::kLong);
-  std::map<std::string, torch::Tensor> grads[2];
-  double losses[2];
-  for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+  for (const bool bf16 : {false, true}) {
+    std::map<std::string, torch::Tensor> grads[2];
+    double losses[2];
+    for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+      Llama llama(testing::small_gqa_shape());
+      llama->init_weights(9);
+      llama->set_activation_checkpointing(checkpointing == 1);
+      torch::Tensor loss;
+      {
+        const backend::AutocastScope autocast(torch::kCPU, {bf16, torch::kBFloat16});
+        const auto logits = llama->forward(tokens);
+        loss = torch::nn::functional::cross_entropy(logits.view({-1, 101}), targets.view({-1}));
+      }
+      loss.backward();
+      losses[checkpointing] = loss.item<double>();
+      for (const auto& p : llama->named_parameters()) grads[checkpointing][p.key()] = p.value().grad().clone();
+    }
+    EXPECT_EQ(losses[0], losses[1]) << "bf16 " << bf16;
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (const auto& [name, g] : grads[0]) {
+      ASSERT_TRUE(grads[1][name].defined()) << name;
+      EXPECT_EQ(g.scalar_type(), torch::kFloat) << "gradients of fp32 master weights stay fp32";
+      EXPECT_TRUE(torch::allclose(g, grads[1][name], 1e-5, 1e-7)) << name << " bf16 " << bf16;
+    }
+  }
+}
+
+TEST(Autocast, ScopeRunsMatmulsInBf16AndRestoresTheState) {
+  const auto a = torch::randn({8, 8}), b = torch::randn({8, 8});
+  ASSERT_FALSE(backend::autocast_state(torch::kCPU).enabled);
+  {
+    const backend::AutocastScope outer(torch::kCPU, {true, torch::kBFloat16});
+    EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kBFloat16);
+    {
+      const backend::AutocastScope inner(torch::kCPU, {false, torch::kBFloat16});
+      EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kFloat);
+    }
+    EXPECT_TRUE(backend::autocast_state(torch::kCPU).enabled) << "the inner scope restored the outer state";
+    // RMSNorm keeps fp32 statistics and the logits come out fp32.
     Llama llama(testing::small_gqa_shape());
-    llama->init_weights(9);
-    llama->set_activation_checkpointing(checkpointing == 1);
-    const auto logits = llama->forward(tokens);
-    const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, 101}), targets.view({-1}));
-    loss.backward();
-    losses[checkpointing] = loss.item<double>();
-    for (const auto& p : llama->named_parameters()) grads[checkpointing][p.key()] = p.value().grad().clone();
+    EXPECT_EQ(llama->forward(torch::randint(0, 101, {1, 8}, torch::kLong)).scalar_type(), torch::kFloat);
   }
-  EXPECT_EQ(losses[0], losses[1]);
-  ASSERT_EQ(grads[0].size(), grads[1].size());
-  for (const auto& [name, g] : grads[0]) {
-    ASSERT_TRUE(grads[1][name].defined()) << name;
-    EXPECT_TRUE(torch::allclose(g, grads[1][name], 1e-5, 1e-7)) << name;
-  }
+  EXPECT_FALSE(backend::autocast_state(torch::kCPU).enabled);
+  EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kFloat);
 }
 
 TEST(HfCheckpoint, BadCheckpointsAreRejectedWithTheFirstProblem) {

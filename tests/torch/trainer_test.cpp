@@ -13,7 +13,9 @@
 #include <random>
 #include <sstream>
 
+#include "cpt/backend/autocast.h"
 #include "cpt/io/hf_checkpoint.h"
+#include "cpt/io/safetensors.h"
 #include "cpt/train/inference.h"
 #include "support/datasets.h"
 #include "support/small_run.h"
@@ -65,7 +67,7 @@ TEST(TrainStep, MatchesTorchAdamWWithClippingStepByStep) {
     spec["micro_batches"].push_back({{"tokens", rows(b.tokens)}, {"targets", rows(b.targets)}});
   }
   std::vector<StepResult> ours;
-  for (double lr : spec["lrs"]) ours.push_back(train_step(llama, optimizer, replicas, batches, lr, 0.5));
+  for (double lr : spec["lrs"]) ours.push_back(train_step(llama, optimizer, replicas, batches, {lr, 0.5}));
 
   const std::string spec_path = dir.write("spec.json", spec.dump());
   const testing::CommandResult r = testing::run_command(fmt::format(
@@ -218,6 +220,31 @@ TEST(Training, BadInputsExitTwoWithOneLine) {
   const auto unwritable = run.train(run.dir.file("file/out"));
   EXPECT_EQ(unwritable.exit_code, 2);
   EXPECT_NE(unwritable.err.find("run.output_dir"), std::string::npos) << unwritable.err;
+}
+
+TEST(Training, Bf16AutocastTrainsFp32MasterWeights) {
+  SmallRun run;
+  const auto fp32 = run.train(run.dir.file("fp32"), "--set train.steps=6");
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.err;
+  const auto bf16 = run.train(run.dir.file("bf16"), "--set train.steps=6 --set train.precision=bf16");
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  const auto a = testing::metric_rows(run.dir.file("fp32/metrics.jsonl"));
+  const auto b = testing::metric_rows(run.dir.file("bf16/metrics.jsonl"));
+  const double loss32 = a.at(1)["loss"], loss16 = b.at(1)["loss"];
+  if (backend::cpu_supports_bf16()) {
+    EXPECT_EQ(bf16.err.find("training in fp32"), std::string::npos) << bf16.err;
+    EXPECT_NE(loss16, loss32) << "the forward ran in bf16";
+    EXPECT_NEAR(loss16, loss32, 2e-2 * loss32);
+    EXPECT_NEAR(b.at(6)["loss"].get<double>(), a.at(6)["loss"].get<double>(), 5e-2 * loss32);
+  } else {
+    EXPECT_NE(bf16.err.find("this CPU has no AVX-512"), std::string::npos) << bf16.err;
+    EXPECT_EQ(loss16, loss32);
+  }
+  // The checkpoint holds the fp32 master weights either way.
+  const std::string step = run.dir.file("bf16/checkpoints/step-00000006");
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(step + "/config.json"))["torch_dtype"], "float32");
+  const io::SafetensorsFile weights(step + "/model.safetensors");
+  for (const auto& t : weights.tensors()) EXPECT_EQ(t.spec.dtype, io::Dtype::kF32) << t.spec.name;
 }
 
 }  // namespace

@@ -26,9 +26,14 @@ struct StepResult {
 // the all-gather of the new weights. A non-finite loss or norm skips the
 // update on every rank and leaves the weights untouched. With document_mask,
 // tokens attend only within their document and positions restart at each.
+struct StepOptions {
+  double lr = 0;
+  double grad_clip = 0;        // <= 0: no clipping
+  bool document_mask = false;
+  bool bf16_autocast = false;  // forward in bf16 autocast; weights, gradients and loss stay fp32
+};
 StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
-                      std::vector<data::TorchBatch>& micro_batches, double lr, double grad_clip,
-                      bool document_mask = false);
+                      std::vector<data::TorchBatch>& micro_batches, const StepOptions& options);
 
 struct TrainOptions {
   std::string resume = "auto";  // auto | none | PATH
