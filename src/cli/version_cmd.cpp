@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "cpt/backend/backend.h"
 #include "cpt/backend/build_info.h"
 #include "cpt/common/error.h"
 
@@ -15,15 +16,22 @@ namespace cpt::cli {
 
 Command add_version_command(CLI::App& parent) {
   auto json = std::make_shared<bool>(false);
+  auto backends = std::make_shared<bool>(false);
   CLI::App* app = parent.add_subcommand("version", "print the version and what this build links against");
   app->add_flag("--json", *json, "print one JSON object");
-  return {app, [json]() -> int {
+  app->add_flag("--backends", *backends, "also list the accelerator backends and what this machine has of each");
+  return {app, [json, backends]() -> int {
             const backend::BuildInfo info = backend::build_info();
+            std::vector<backend::Availability> found;
+            if (*backends) found = backend::probe_backends();
             if (*json) {
               nlohmann::ordered_json out = {{"version", CPT_VERSION},      {"git", CPT_GIT_DESCRIBE},
                                             {"build_type", CPT_BUILD_TYPE}, {"libtorch", info.torch_version},
                                             {"cuda_built", info.cuda_built}, {"cuda_devices", info.cuda_devices},
                                             {"cpu_threads", info.cpu_threads}};
+              for (const auto& b : found) {
+                out["backends"][b.name] = {{"available", b.available}, {"detail", b.detail}};
+              }
               std::printf("%s\n", out.dump(2).c_str());
               return kExitOk;
             }
@@ -32,6 +40,9 @@ Command add_version_command(CLI::App& parent) {
                         info.cuda_built ? fmt::format("CUDA build, {} device(s)", info.cuda_devices).c_str()
                                         : "CPU-only build",
                         info.cpu_threads);
+            for (const auto& b : found) {
+              std::printf("%s: %s: %s\n", b.name.c_str(), b.available ? "available" : "not available", b.detail.c_str());
+            }
             return kExitOk;
           }};
 }

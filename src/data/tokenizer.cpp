@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "cpt/common/error.h"
+#include "cpt/common/plugin.h"
 #include "sentencepiece_module.h"
 
 namespace fs = std::filesystem;
@@ -31,22 +32,6 @@ namespace {
 
 constexpr const char* kModuleName = "libcpt_sentencepiece.so";
 
-// CPT_SENTENCEPIECE_MODULE, else beside the running executable or one level
-// up (tests live in build/tests/), else the build directory it was made in.
-std::vector<std::string> module_candidates() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("CPT_SENTENCEPIECE_MODULE")) candidates.emplace_back(env);
-  std::error_code error;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    candidates.push_back((exe.parent_path() / kModuleName).string());
-    candidates.push_back((exe.parent_path().parent_path() / kModuleName).string());
-    candidates.push_back((exe.parent_path().parent_path() / "lib" / kModuleName).string());
-  }
-  candidates.push_back(std::string(CPT_MODULE_DIR) + "/" + kModuleName);
-  return candidates;
-}
-
 template <class F>
 void bind(void* handle, const char* name, F& out) {
   out = reinterpret_cast<F>(dlsym(handle, name));
@@ -61,7 +46,7 @@ static const SentencePieceModule& load_module() {
   static std::string failure;
   std::call_once(once, [] {
     std::string tried;
-    for (const auto& path : module_candidates()) {
+    for (const auto& path : plugin_candidates(kModuleName, "CPT_SENTENCEPIECE_MODULE")) {
       if (!fs::exists(path)) {
         tried += " " + path;
         continue;

@@ -120,7 +120,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const LaunchEnv& env, const 
   if (env.world_size == 1) return std::make_unique<LocalGroup>();
   check_rendezvous(env);
   if (config.backend == "nccl") {
-    throw NotBuiltYet("distributed.backend nccl", "the CUDA backend, issue #7; use gloo");
+    throw NotBuiltYet("distributed.backend nccl", "issue #7; use gloo");
   }
   spdlog::info("joining {} ranks through {}:{} (gloo)", env.world_size, env.master_addr, env.master_port);
   return std::make_unique<GlooGroup>(env, config);

@@ -60,7 +60,7 @@ void write_moments(const std::string& path, const std::vector<MomentSlice>& mome
   }
   io::SafetensorsWriter writer(path, specs, metadata);
   for (const auto& m : moments) {
-    const auto contiguous = m.values.contiguous();
+    const auto contiguous = m.values.to(torch::kCPU).contiguous();
     writer.write(m.key, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
   }
   writer.finish();
@@ -100,7 +100,8 @@ class MomentPieces {
     const auto it = pieces_.find(key);
     if (it == pieces_.end()) throw InputError(fmt::format("'{}': optimizer state has no '{}'", dir_, key));
     const int64_t n = out.numel();
-    auto target = out.view({-1});
+    // Read into host memory, then copy to wherever the moments live.
+    auto target = out.is_cpu() ? out.view({-1}) : torch::empty({n}, torch::kFloat);
     int64_t covered = 0;
     for (const auto& piece : it->second) {
       const int64_t begin = std::max(offset, piece.offset), end = std::min(offset + n, piece.offset + piece.numel);
@@ -114,6 +115,7 @@ class MomentPieces {
                                    "missing or the model shape changed",
                                    dir_, key, covered, offset, offset + n));
     }
+    if (!out.is_cpu()) out.view({-1}).copy_(target);
   }
 
  private:

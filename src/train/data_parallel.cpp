@@ -49,8 +49,10 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
     total += parameters_[i].second.numel();
   }
   total = (total + world - 1) / world * world;  // equal ZeRO-1 ranges
-  flat_params_ = torch::zeros({total}, torch::kFloat);
-  flat_grads_ = torch::zeros({total}, torch::kFloat);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(
+      parameters_.empty() ? torch::Device(torch::kCPU) : parameters_.front().second.device());
+  flat_params_ = torch::zeros({total}, options);
+  flat_grads_ = torch::zeros({total}, options);
 
   // Buckets close at parameter boundaries, in flat (reverse) order.
   const int64_t bucket_elements = std::max<int64_t>(1, bucket_bytes / 4);

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cpt/backend/autocast.h"
+#include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
 #include "cpt/config/serialize.h"
 #include "cpt/data/loader.h"
@@ -37,18 +38,21 @@ void on_stop_signal(int signal) { g_stop_signal = signal; }
 
 using Clock = std::chrono::steady_clock;
 
-// fp32 matmul FLOP/s of this machine, measured once: the CPU's practical
-// peak, against which MFU is reported.
-double measure_matmul_flops() {
+// Matmul FLOP/s of this device in the training dtype, measured once: the
+// practical peak against which MFU is reported.
+double measure_matmul_flops(const backend::Backend& device, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;
-  const int64_t n = 1024;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  const int64_t n = device.device().is_cpu() ? 1024 : 8192;
+  const auto options = torch::TensorOptions().device(device.device()).dtype(dtype);
+  auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
   torch::mm(a, b);  // warm up
+  device.synchronize();
   const auto start = Clock::now();
   int runs = 0;
   while (std::chrono::duration<double>(Clock::now() - start).count() < 0.3) {
     torch::mm(a, b);
     ++runs;
+    device.synchronize();
   }
   return 2.0 * n * n * n * runs / std::chrono::duration<double>(Clock::now() - start).count();
 }
@@ -60,7 +64,7 @@ double cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) 
 // Mean token loss over up to max_batches micro-batches of the held-out
 // windows; the ranks take turns at the batches.
 double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch, int64_t max_batches,
-                dist::ProcessGroup& group) {
+                dist::ProcessGroup& group, const backend::Backend& device) {
   torch::NoGradGuard no_grad;
   const int64_t seq = set.seq_len();
   const int64_t samples = std::min(set.samples_per_epoch(), max_batches * micro_batch);
@@ -75,7 +79,8 @@ double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t mic
       std::memcpy(tokens[r].data_ptr<int64_t>(), window.data(), static_cast<size_t>(seq) * 8);
       std::memcpy(targets[r].data_ptr<int64_t>(), window.data() + 1, static_cast<size_t>(seq) * 8);
     }
-    total += cross_entropy(model->forward(tokens), targets) * static_cast<double>(rows);
+    total += cross_entropy(model->forward(device.to_device(tokens)), device.to_device(targets)) *
+             static_cast<double>(rows);
     count += rows;
   }
   auto sums = torch::tensor({total, static_cast<double>(count)}, torch::kDouble);
@@ -179,13 +184,11 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     }
   }
 
-  // Only the CPU path exists so far: never let `backend: cuda` quietly train on the CPU.
-  if (c.backend == "cuda" || c.backend == "neuron") {
-    throw NotBuiltYet(fmt::format("{}: backend {}", loaded.source, c.backend), "accelerator backends, issue #7; use backend: cpu");
-  }
-  const bool bf16_autocast = c.train.precision == "bf16" && backend::cpu_supports_bf16();
+  const std::unique_ptr<backend::Backend> device = backend::select_backend(c.backend, env.local_rank);
+  const bool bf16_autocast = c.train.precision == "bf16" && device->supports_bf16();
   if (c.train.precision == "bf16" && !bf16_autocast) {
-    spdlog::warn("train.precision bf16: this CPU has no AVX-512, where bf16 is slower than fp32; training in fp32");
+    spdlog::warn("train.precision bf16: this {} has no fast bf16 (on a CPU: no AVX-512); training in fp32",
+                 device->name());
   }
   model::Llama model(c.model.shape);
   model->set_activation_checkpointing(c.train.activation_checkpointing);
@@ -196,9 +199,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     // only; optimizer, schedule and data start fresh.
     io::load_hf_weights(*model, c.model.init_from);
   }
+  model->to(device->device());
   NamedTensors parameters;
   for (auto& p : model->named_parameters()) parameters.emplace_back(p.key(), p.value());
-  const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, c.distributed);
+  dist::Config process_group = c.distributed;
+  if (process_group.backend == "auto") process_group.backend = device->process_group_backend();
+  const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, process_group);
   DataParallel replicas(*group, parameters, c.distributed.zero1,
                         static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024));
   AdamW optimizer(replicas.owned_slices(), c.optimizer);
@@ -256,7 +262,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
 
   const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
-  const double peak_flops = measure_matmul_flops();
+  const double peak_flops = measure_matmul_flops(*device, bf16_autocast ? torch::kBFloat16 : torch::kFloat);
+  device->reset_peak_memory();
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
   std::ofstream metrics;  // rank 0 writes the metrics
   if (leader) metrics.open(metrics_path, std::ios::app);
@@ -278,8 +285,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
                                     return e.name == set->name();
                                   })->max_batches;
-      const backend::AutocastScope autocast(torch::kCPU, {bf16_autocast, torch::kBFloat16});
-      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group);
+      const backend::AutocastScope autocast(device->device().type(), {bf16_autocast, torch::kBFloat16});
+      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group, *device);
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
       if (leader) spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
@@ -297,7 +304,11 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     for (int64_t m = 0; m < loader.micro_batches_per_step(); ++m) {
       data::MicroBatch batch = loader.next();
       if (batch.last_in_step) after = batch.state_after_step;
-      micro_batches.push_back(data::to_torch(std::move(batch)));
+      data::TorchBatch host = data::to_torch(std::move(batch));
+      host.tokens = device->to_device(host.tokens);
+      host.targets = device->to_device(host.targets);
+      if (host.positions.defined()) host.positions = device->to_device(host.positions);
+      micro_batches.push_back(std::move(host));
     }
     const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
     StepOptions step_options;
@@ -328,6 +339,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     const bool eval_now = !eval_sets.empty() && ((c.eval.every_steps > 0 && state.step % c.eval.every_steps == 0) ||
                                                  state.step == c.train.steps);
     if (log_now || eval_now) {
+      device->synchronize();
+      const backend::MemoryStats memory = device->memory();
       const double window_s = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double tokens_per_s = static_cast<double>(window_tokens) / std::max(window_s, 1e-9);
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -338,14 +351,19 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                                     {"grad_norm", result.grad_norm},
                                     {"tokens_per_s", tokens_per_s},
                                     {"mfu", tokens_per_s * flops_per_token / peak_flops},
-                                    {"elapsed_s", elapsed}};
+                                    {"elapsed_s", elapsed},
+                                    {"peak_memory_bytes", memory.peak_bytes}};
       if (eval_now) run_eval(row);
       if (leader) metrics << row.dump() << "\n" << std::flush;
       const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
                          static_cast<double>(std::max<int64_t>(1, state.step));
-      if (leader) spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% elapsed {:.0f}s ETA {:.0f}s",
-                   state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
-                   100.0 * tokens_per_s * flops_per_token / peak_flops, elapsed, eta);
+      if (leader) {
+        spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% mem {:.2f} GB "
+                     "elapsed {:.0f}s ETA {:.0f}s",
+                     state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
+                     100.0 * tokens_per_s * flops_per_token / peak_flops, static_cast<double>(memory.peak_bytes) / 1e9,
+                     elapsed, eta);
+      }
       window_start = Clock::now();
       window_tokens = 0;
     }

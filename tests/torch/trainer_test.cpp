@@ -211,10 +211,17 @@ TEST(Training, BadInputsExitTwoWithOneLine) {
   const auto vocab = run.train(run.dir.file("v"), "--set tokenizer=" + testing::test_tokenizer().model);
   EXPECT_EQ(vocab.exit_code, 2);
   EXPECT_NE(vocab.err.find("has 2000 pieces but model.vocab_size is 256; they must match"), std::string::npos) << vocab.err;
-  // An accelerator backend that is not built yet is refused, not run on the CPU.
+  // An accelerator this build or machine lacks is refused, not run on the CPU.
   const auto cuda = run.train(run.dir.file("gpu"), "--set backend=cuda");
   EXPECT_EQ(cuda.exit_code, 2);
-  EXPECT_NE(cuda.err.find("backend cuda is not built yet"), std::string::npos) << cuda.err;
+  EXPECT_NE(cuda.err.find("backend cuda is not available: this build links a CPU-only LibTorch"), std::string::npos)
+      << cuda.err;
+  EXPECT_NE(cuda.err.find("; available here: cpu"), std::string::npos) << cuda.err;
+  const auto neuron = run.train(run.dir.file("trn"), "--set backend=neuron");
+  EXPECT_EQ(neuron.exit_code, 2);
+  EXPECT_NE(neuron.err.find("backend neuron is not available: the Neuron runtime libnrt.so.1 is not installed"),
+            std::string::npos)
+      << neuron.err;
   // An output directory that cannot be created.
   run.dir.write("file", "x");
   const auto unwritable = run.train(run.dir.file("file/out"));

@@ -9,7 +9,7 @@ namespace cpt::dist {
 inline constexpr const char* kProcessGroupBackends[] = {"auto", "gloo", "nccl"};
 
 struct Config {
-  std::string backend = "auto";  // auto = NCCL on CUDA, Gloo on CPU
+  std::string backend = "auto";  // auto: what the device backend names (backend/backend.h)
   bool zero1 = true;             // shard AdamW moments and master weights across ranks
   int64_t timeout_s = 600;       // a dead or hung peer fails the job after this long
   int64_t master_port = 0;       // rendezvous port; 0: MASTER_PORT, else derived from SLURM_JOB_ID

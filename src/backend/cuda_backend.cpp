@@ -1,0 +1,71 @@
+// NVIDIA GPUs through LibTorch's CUDA build. Everything here goes through
+// the device-generic ATen API, so it compiles against a CPU-only LibTorch
+// too (where probe_cuda says "not available"); the allocator statistics
+// need c10_cuda and are compiled only where CMake found a CUDA LibTorch.
+
+#include <torch/cuda.h>
+
+#include <fmt/format.h>
+
+#include "backends.h"
+
+#if defined(CPT_WITH_CUDA_ALLOCATOR)
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace cpt::backend {
+
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int local_rank)
+      : device_(c10::DeviceType::CUDA,
+                static_cast<c10::DeviceIndex>(local_rank % static_cast<int>(torch::cuda::device_count()))) {}
+
+  std::string name() const override { return "cuda"; }
+  c10::Device device() const override { return device_; }
+  // Every GPU this project targets (A100, H100, H200) has bf16 tensor cores.
+  bool supports_bf16() const override { return true; }
+  std::string process_group_backend() const override { return "nccl"; }
+  void synchronize() const override { torch::cuda::synchronize(device_.index()); }
+
+  MemoryStats memory() const override {
+#if defined(CPT_WITH_CUDA_ALLOCATOR)
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    const auto all = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+    return {stats.allocated_bytes[all].peak, "peak allocated"};
+#else
+    return {-1, "peak allocated (not built: no c10_cuda)"};
+#endif
+  }
+
+  void reset_peak_memory() override {
+#if defined(CPT_WITH_CUDA_ALLOCATOR)
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
+#endif
+  }
+
+  // Pinned staging lets the copy run asynchronously to the host thread.
+  at::Tensor to_device(const at::Tensor& host) const override {
+    return host.pin_memory().to(device_, /*non_blocking=*/true);
+  }
+
+ private:
+  c10::Device device_;
+};
+
+}  // namespace
+
+Availability probe_cuda() {
+  if (!torch::cuda::is_available()) {
+    return {"cuda", false,
+            at::hasCUDA() ? "no CUDA device is visible (CUDA_VISIBLE_DEVICES, driver)"
+                          : "this build links a CPU-only LibTorch (scripts/build-cuda.sh builds against a CUDA one)"};
+  }
+  return {"cuda", true, fmt::format("{} device(s)", torch::cuda::device_count())};
+}
+
+std::unique_ptr<Backend> create_cuda(int local_rank) { return std::make_unique<CudaBackend>(local_rank); }
+
+}  // namespace cpt::backend
