@@ -135,6 +135,7 @@ void DataParallel::finish_gradient_sync() {
   {
     std::lock_guard<std::mutex> lock(b.mutex);
     b.armed = false;
+    started_during_backward_ = b.next_to_start;
     // A parameter without a gradient this step never reported: start the rest, in order.
     for (; b.next_to_start < b.begin.size(); ++b.next_to_start) {
       const size_t k = b.next_to_start;
@@ -153,6 +154,8 @@ void DataParallel::gather_parameters() {
   for (int r = 0; r < group_.size(); ++r) ranges.push_back(flat_params_.narrow(0, range * r, range));
   group_.all_gather(ranges[static_cast<size_t>(group_.rank())].clone(), ranges);
 }
+
+size_t DataParallel::buckets() const { return buckets_->begin.size(); }
 
 double DataParallel::mean(double value) {
   if (group_.size() == 1) return value;

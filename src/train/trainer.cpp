@@ -318,6 +318,10 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     step_options.bf16_autocast = bf16_autocast;
     const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
+    if (group->size() > 1 && state.step == 1) {
+      spdlog::debug("gradient all-reduce: {} of {} buckets started during backward", replicas.buckets_started_during_backward(),
+                    replicas.buckets());
+    }
     state.tokens += tokens_per_step;
     state.data = after;
     window_tokens += tokens_per_step;

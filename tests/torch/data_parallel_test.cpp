@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <regex>
 
 #include "support/run_command.h"
 #include "support/small_run.h"
@@ -72,6 +73,20 @@ TEST(DataParallel, TwoRanksMatchOneRankStepByStep) {
     EXPECT_EQ(ranks[1].err.find("step 1/20"), std::string::npos) << "only rank 0 logs the steps";
     EXPECT_NE(ranks[0].err.find("[rank 0]"), std::string::npos);
   }
+}
+
+TEST(DataParallel, BucketsStartWhileBackwardRuns) {
+  SmallRun run;
+  const auto ranks = run.train_ranks(2, run.dir.file("out"),
+                                     "--set train.steps=3 --set distributed.bucket_mb=0.01 --log-level debug");
+  expect_exit(ranks, 0);
+  // Every parameter has a gradient, so the hooks start every bucket before
+  // backward returns; the small buckets make many of them.
+  const std::regex line(R"(gradient all-reduce: (\d+) of (\d+) buckets started during backward)");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(ranks[1].err, match, line)) << ranks[1].err;
+  EXPECT_GE(std::stoi(match[2]), 5);
+  EXPECT_EQ(match[1], match[2]);
 }
 
 TEST(DataParallel, LaunchedBySrunVariables) {

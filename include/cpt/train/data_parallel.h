@@ -55,6 +55,11 @@ class DataParallel {
   // Mean of `value` over the ranks.
   double mean(double value);
 
+  // Of the last step's gradient buckets, how many the hooks started while
+  // backward was still running (the rest started after it).
+  size_t buckets() const;
+  size_t buckets_started_during_backward() const { return started_during_backward_; }
+
  private:
   struct Buckets;
   void on_gradient_ready(size_t parameter);
@@ -65,6 +70,7 @@ class DataParallel {
   torch::Tensor flat_params_, flat_grads_;
   std::vector<int64_t> offsets_;  // of each parameter in the flat buffers
   std::shared_ptr<Buckets> buckets_;
+  size_t started_during_backward_ = 0;
 };
 
 }  // namespace cpt::train
