@@ -254,5 +254,30 @@ TEST(Training, Bf16AutocastTrainsFp32MasterWeights) {
   for (const auto& t : weights.tensors()) EXPECT_EQ(t.spec.dtype, io::Dtype::kF32) << t.spec.name;
 }
 
+// model.init_from a checkpoint of ours starts a new CPT phase: its weights
+// only, with a fresh optimizer, a schedule that warms up again and the data
+// stream from its beginning; unlike --resume, which restores all of them.
+TEST(Training, InitFromACheckpointStartsANewPhase) {
+  SmallRun run;
+  const std::string first = run.dir.file("first"), second = run.dir.file("second");
+  ASSERT_EQ(run.train(first, "--set train.steps=10").exit_code, 0);
+  const std::string base = first + "/checkpoints/step-00000010";
+  const auto phase = run.train(second, "--set train.steps=5 --set model.init_from=" + base);
+  ASSERT_EQ(phase.exit_code, 0) << phase.err;
+  const auto a = testing::metric_rows(first + "/metrics.jsonl"), b = testing::metric_rows(second + "/metrics.jsonl");
+  // The weights: the new phase's step-0 eval is the old phase's last one.
+  EXPECT_EQ(b.at(0)["eval/general/loss"], a.at(10)["eval/general/loss"]);
+  // The schedule warms up again: the same learning rates from step 1.
+  for (int64_t step = 1; step <= 3; ++step) EXPECT_EQ(b.at(step)["lr"], a.at(step)["lr"]) << "step " << step;
+  // The optimizer starts empty, and the data stream from its beginning.
+  const auto state = [](const std::string& dir) {
+    return nlohmann::json::parse(testing::read_file(dir + "/trainer_state/state.json"));
+  };
+  const auto after = state(second + "/checkpoints/step-00000005");
+  EXPECT_EQ(after["step"], 5);
+  EXPECT_EQ(after["optimizer_steps"], 5);
+  EXPECT_EQ(after["data"], state(first + "/checkpoints/step-00000005")["data"]);
+}
+
 }  // namespace
 }  // namespace cpt::train
