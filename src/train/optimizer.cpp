@@ -43,18 +43,30 @@ void AdamW::step(double lr) {
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(steps_));
   const double step_size = lr / correction1;
   const double correction2_sqrt = std::sqrt(correction2);
+  // One list per operand, so each update below is one multi-tensor call
+  // (torch.optim.AdamW's foreach form): a handful of kernel launches for
+  // the whole model on a GPU instead of several per parameter.
+  std::vector<torch::Tensor> params, decayed, grads, exp_avg, exp_avg_sq;
   for (size_t i = 0; i < slices_.size(); ++i) {
     const ParamSlice& slice = slices_[i];
     if (!slice.param.grad().defined()) continue;
-    torch::Tensor p = part(slice, slice.param.detach());
-    const torch::Tensor grad = part(slice, slice.param.grad());
+    params.push_back(part(slice, slice.param.detach()));
+    grads.push_back(part(slice, slice.param.grad()));
+    exp_avg.push_back(exp_avg_[i]);
+    exp_avg_sq.push_back(exp_avg_sq_[i]);
     // Decoupled decay, on matrices only: norms and (absent) biases are not decayed.
-    if (slice.param.dim() >= 2 && config_.weight_decay != 0) p.mul_(1.0 - lr * config_.weight_decay);
-    exp_avg_[i].lerp_(grad, 1.0 - beta1);
-    exp_avg_sq_[i].mul_(beta2).addcmul_(grad, grad, 1.0 - beta2);
-    const auto denom = (exp_avg_sq_[i].sqrt() / correction2_sqrt).add_(config_.eps);
-    p.addcdiv_(exp_avg_[i], denom, -step_size);
+    if (slice.param.dim() >= 2) decayed.push_back(params.back());
   }
+  if (params.empty()) return;
+  if (config_.weight_decay != 0 && !decayed.empty()) at::_foreach_mul_(decayed, 1.0 - lr * config_.weight_decay);
+  at::_foreach_mul_(exp_avg, beta1);
+  at::_foreach_add_(exp_avg, grads, 1.0 - beta1);
+  at::_foreach_mul_(exp_avg_sq, beta2);
+  at::_foreach_addcmul_(exp_avg_sq, grads, grads, 1.0 - beta2);
+  std::vector<torch::Tensor> denom = at::_foreach_sqrt(exp_avg_sq);
+  at::_foreach_div_(denom, correction2_sqrt);
+  at::_foreach_add_(denom, config_.eps);
+  at::_foreach_addcdiv_(params, exp_avg, denom, -step_size);
 }
 
 std::vector<MomentSlice> AdamW::state() const {

@@ -42,7 +42,7 @@ class AdamW {
   AdamW(const NamedTensors& parameters, const OptimizerConfig& config);
 
   // One update with learning rate `lr`, from each parameter's .grad(); the
-  // same arithmetic, element by element, as torch.optim.AdamW.
+  // same arithmetic, element by element, as torch.optim.AdamW(foreach=True).
   void step(double lr);
 
   int64_t steps() const { return steps_; }
