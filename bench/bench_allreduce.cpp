@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
+#include "bench_shapes.h"
 #include "cpt/dist/env.h"
 #include "cpt/dist/process_group.h"
 #include "cpt/model/llama.h"
@@ -45,14 +46,7 @@ int main(int argc, char** argv) {
   config.timeout_s = 120;
   const auto group = cpt::dist::ProcessGroup::connect(env, config);
 
-  cpt::model::Shape shape;  // ~97M parameters: 390 MB of fp32 gradients
-  shape.hidden_size = 768;
-  shape.intermediate_size = 2048;
-  shape.num_hidden_layers = 12;
-  shape.num_attention_heads = 12;
-  shape.num_key_value_heads = 12;
-  shape.vocab_size = 8192;
-  cpt::model::Llama model(shape);
+  cpt::model::Llama model(cpt::bench::shape_97m());  // 390 MB of fp32 gradients
   cpt::train::NamedTensors parameters;
   for (auto& p : model->named_parameters()) parameters.emplace_back(p.key(), p.value());
   cpt::train::DataParallel replicas(*group, parameters, false, static_cast<int64_t>(bucket_mb * 1024 * 1024));

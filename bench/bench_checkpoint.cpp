@@ -13,6 +13,7 @@
 
 #include <torch/torch.h>
 
+#include "bench_shapes.h"
 #include "cpt/train/checkpoint.h"
 
 using Clock = std::chrono::steady_clock;
@@ -24,14 +25,7 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   std::filesystem::create_directories(dir);
-  cpt::model::Shape shape;  // ~100M parameters
-  shape.hidden_size = 768;
-  shape.intermediate_size = 2048;
-  shape.num_hidden_layers = 12;
-  shape.num_attention_heads = 12;
-  shape.num_key_value_heads = 12;
-  shape.vocab_size = 8192;
-  shape.max_position_embeddings = 1024;
+  const cpt::model::Shape shape = cpt::bench::shape_97m();
   cpt::model::Llama model(shape);
   model->init_weights(1);
   cpt::train::NamedTensors parameters;

@@ -112,10 +112,10 @@ void check_resume_guard(const std::string& dir, const nlohmann::json& saved, con
   }
 }
 
+// The optimisation recipe, to warn when a resume changes it (the model's
+// shape is guarded above; a changed shape is refused).
 std::string config_hash(const config::Config& c) {
-  // The model and the optimisation recipe; data weights and step counts may change on resume.
-  const auto json = config::to_json(c);
-  return fmt::format("{:016x}", std::hash<std::string>{}(json["model"].dump() + json["optimizer"].dump()));
+  return fmt::format("{:016x}", std::hash<std::string>{}(config::to_json(c)["optimizer"].dump()));
 }
 
 // On resume, drop metrics rows past the checkpoint: those steps run again.
@@ -228,7 +228,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     state = load_checkpoint(*resume_from, model, optimizer);
     state.resume_guard = resume_guard(c);
     if (state.config_hash != config_hash(c)) {
-      spdlog::warn("resuming {} with a changed model or optimizer config", *resume_from);
+      spdlog::warn("resuming {} with a changed optimizer config", *resume_from);
       state.config_hash = config_hash(c);
     }
     data_state = &state.data;
