@@ -12,29 +12,103 @@ namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
-// HF's rotate_half: (x1, x2) -> (-x2, x1) over the two halves of head_dim.
-torch::Tensor rotate_half(const torch::Tensor& x) {
+// RoPE in HF's convention, x * cos + rotate_half(x) * sin with
+// rotate_half(x1, x2) = (-x2, x1), written as x * cos + (x2, x1) * sin_signed
+// where sin_signed = (-sin, sin) over the two halves of head_dim: one
+// fused multiply-add and no negation pass, forward or backward.
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin_signed) {
   const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return torch::addcmul(x * cos, torch::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1), sin_signed);
 }
 
-// Explicit causal attention: on LibTorch 1.13 it is faster on CPU than the
-// private SDPA, and it takes a document mask.
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
-  // q, k, v: (batch, heads, seq, head_dim)
+// The attention mask in the form attend() takes, built once per forward and
+// shared by every block. LibTorch >= 2: SDPA's (batch, 1, seq, seq) bool
+// mask, true = attend, or undefined for plain causal (SDPA's is_causal).
+// LibTorch 1.13: an additive bias (0 or -inf) over the grouped scores of
+// attend() below, (heads/kv * seq, seq) for plain causal or
+// (batch * kv, heads/kv * seq, seq) with document masking, in the dtype the
+// scores are computed in.
+torch::Tensor attention_mask(const torch::Tensor& document, int64_t heads, int64_t kv_heads, int64_t seq,
+                             const torch::TensorOptions& options) {
+  // document: (batch, seq) document number of each token, or undefined
+  auto causal = torch::ones({seq, seq}, options.dtype(torch::kBool)).tril();
+  torch::Tensor allowed;  // (batch, 1, seq, seq)
+  if (document.defined()) allowed = (document.unsqueeze(2) == document.unsqueeze(1)).logical_and(causal).unsqueeze(1);
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
-  if (!mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false);
+  (void)heads, (void)kv_heads;
+  return allowed;
 #else
-  const int64_t seq = q.size(2);
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
-  torch::Tensor allowed = mask.defined() ? mask
-                                         : torch::ones({seq, seq}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).tril();
-  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(q.scalar_type());
-  return torch::matmul(probs, v);
+  if (!allowed.defined()) allowed = causal.view({1, 1, seq, seq});
+  const int64_t batch = allowed.size(0), group = heads / kv_heads;
+  const auto bias = torch::zeros(allowed.sizes(), options)
+                        .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  if (batch == 1) return bias.view({seq, seq}).repeat({group, 1});
+  return bias.unsqueeze(2).expand({batch, kv_heads, group, seq, seq}).reshape({batch * kv_heads, group * seq, seq});
 #endif
 }
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
+  // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim)
+  const int64_t batch = q.size(0), heads = q.size(1), seq = q.size(2), head_dim = q.size(3), kv_heads = k.size(1);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+  // GQA: each KV head serves heads/kv_heads consecutive query heads (HF's repeat_kv).
+  auto k_full = kv_heads == heads ? k : k.repeat_interleave(heads / kv_heads, 1);
+  auto v_full = kv_heads == heads ? v : v.repeat_interleave(heads / kv_heads, 1);
+  if (!mask.defined()) return at::scaled_dot_product_attention(q, k_full, v_full, {}, 0.0, /*is_causal=*/true);
+  return at::scaled_dot_product_attention(q, k_full, v_full, mask, 0.0, /*is_causal=*/false);
+#else
+  // Explicit softmax attention (the private SDPA of 1.13 is slower on CPU
+  // and takes no document mask). GQA without copying K and V per query
+  // head: the heads/kv_heads query heads that share a KV head (HF's
+  // repeat_kv order) are stacked along the rows of one matrix, which also
+  // makes the batched matmuls larger. The scale and the mask ride in the
+  // matmul (baddbmm's alpha and its added input), so the scores are
+  // written once. (Skipping the all-masked upper-right blocks, as flash
+  // attention does, was measured: the smaller matmuls and the slicing in
+  // backward cost more than the skipped work at seq 256.)
+  const int64_t group = heads / kv_heads;
+  const auto q_grouped = q.reshape({batch * kv_heads, group * seq, head_dim});
+  const auto k_grouped = k.reshape({batch * kv_heads, seq, head_dim});
+  const auto v_grouped = v.reshape({batch * kv_heads, seq, head_dim});
+  const auto scores = torch::baddbmm(mask, q_grouped, k_grouped.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+  const auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type());
+  return torch::bmm(probs, v_grouped).view({batch, heads, seq, head_dim});
+#endif
+}
+
+// RMSNorm with a hand-written backward: autograd of the composed ops
+// (pow, mean, rsqrt, two muls) makes about fifteen passes over the
+// activations in backward; this makes six. With n = x * r and
+// r = 1 / sqrt(mean(x^2) + eps), y = w * n, and
+//   dL/dw = sum over rows of g * n,
+//   dL/dx = r * (g*w - n * mean(g*w*n)).
+// Statistics in fp32; n is cast to the input dtype before the scale, as HF
+// does.
+struct RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    const auto h = x.to(torch::kFloat);
+    const auto r = torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add_(eps));  // (..., 1)
+    const auto n = (h * r).to(x.scalar_type());
+    ctx->save_for_backward({n, r, weight});
+    return weight * n;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& n = saved[0];
+    const auto& r = saved[1];
+    const auto& weight = saved[2];
+    const auto g = grad_outputs[0];
+    const auto g_n = (g * n).to(torch::kFloat);  // (..., dim)
+    const auto grad_weight = g_n.reshape({-1, g_n.size(-1)}).sum(0).to(weight.scalar_type());
+    const auto mean_gwn = (g_n * weight.to(torch::kFloat)).mean(-1, /*keepdim=*/true);  // mean(g*w*n)
+    auto grad_x = (g * weight).to(torch::kFloat).addcmul_(n.to(torch::kFloat), mean_gwn, -1.0).mul_(r);
+    return {grad_x.to(g.scalar_type()), grad_weight, torch::Tensor()};
+  }
+};
 
 // Per-block activation checkpointing (LibTorch C++ has none built in): the
 // forward runs the block without recording a graph; the backward runs it
@@ -85,12 +159,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  const auto dtype = x.scalar_type();
-  auto h = x.to(torch::kFloat);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight_ * h.to(dtype);
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return RMSNormFunction::apply(x, weight_, eps_); }
 
 AttentionImpl::AttentionImpl(const Shape& s)
     : heads_(s.num_attention_heads), kv_heads_(s.num_key_value_heads), head_dim_(s.head_dim()) {
@@ -106,13 +175,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto q = q_proj_(x).view({batch, seq, heads_, head_dim_}).transpose(1, 2);     // (batch, heads, seq, head_dim)
   auto k = k_proj_(x).view({batch, seq, kv_heads_, head_dim_}).transpose(1, 2);  // (batch, kv_heads, seq, head_dim)
   auto v = v_proj_(x).view({batch, seq, kv_heads_, head_dim_}).transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
-  if (kv_heads_ != heads_) {
-    // GQA: each KV head serves heads/kv_heads consecutive query heads (HF's repeat_kv).
-    k = k.repeat_interleave(heads_ / kv_heads_, 1);
-    v = v.repeat_interleave(heads_ / kv_heads_, 1);
-  }
+  q = rotary(q, cos, sin);
+  k = rotary(k, cos, sin);
   auto out = attend(q, k, v, mask);  // (batch, heads, seq, head_dim)
   return o_proj_(out.transpose(1, 2).reshape({batch, seq, heads_ * head_dim_}));
 }
@@ -172,18 +236,17 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
                           : torch::arange(seq, torch::TensorOptions().dtype(torch::kLong).device(tokens.device()))
                                 .unsqueeze(0)
                                 .expand({batch, seq});
-  // RoPE tables in fp32: (batch, 1, seq, head_dim), HF's cat(freqs, freqs).
-  auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(tokens.device());
-  auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
-  torch::Tensor mask;
-  if (document_mask) {
-    auto document = (pos == 0).cumsum(1);                                   // (batch, seq): document number
-    auto same = document.unsqueeze(2) == document.unsqueeze(1);            // (batch, seq, seq)
-    auto causal = torch::ones({seq, seq}, torch::TensorOptions().dtype(torch::kBool).device(tokens.device())).tril();
-    mask = (same & causal).unsqueeze(1);                                   // (batch, 1, seq, seq)
-  }
+  // RoPE tables, computed in fp32: (batch, 1, seq, head_dim), HF's
+  // cos(cat(freqs, freqs)), and sin with its first half negated (rotary()).
+  const auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(tokens.device());  // (batch, seq, head_dim/2)
+  const auto freqs_cos = freqs.cos(), freqs_sin = freqs.sin();
   auto h = embed_tokens_(tokens);  // (batch, seq, hidden)
-  const auto cos = emb.cos().to(h.scalar_type()), sin = emb.sin().to(h.scalar_type());
+  const backend::AutocastState autocast = backend::autocast_state(tokens.device().type());
+  const torch::Tensor mask = attention_mask(document_mask ? (pos == 0).cumsum(1) : torch::Tensor(),
+                                            shape_.num_attention_heads, shape_.num_key_value_heads, seq,
+                                            h.options().dtype(autocast.enabled ? autocast.dtype : h.scalar_type()));
+  const auto cos = torch::cat({freqs_cos, freqs_cos}, -1).unsqueeze(1).to(h.scalar_type());
+  const auto sin = torch::cat({-freqs_sin, freqs_sin}, -1).unsqueeze(1).to(h.scalar_type());
   const bool recompute = checkpointing_ && torch::GradMode::is_enabled();
   for (const auto& layer : *layers_) {
     BlockImpl* block = layer->as<Block>();

@@ -94,6 +94,30 @@ TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
   EXPECT_GT((without_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-3) << "the mask matters";
 }
 
+// RMSNorm's hand-written backward against autograd of HF's composed ops.
+TEST(Llama, RmsNormBackwardMatchesAutogradOfTheComposedOps) {
+  torch::manual_seed(3);
+  RMSNorm norm(48, 1e-5);
+  {
+    torch::NoGradGuard no_grad;
+    norm->named_parameters()["weight"].uniform_(0.5, 1.5);
+  }
+  const auto weight = norm->named_parameters()["weight"];
+  const auto input = torch::randn({3, 5, 48}) * 3.0, upstream = torch::randn({3, 5, 48});
+
+  auto x = input.clone().requires_grad_(true);
+  norm->forward(x).backward(upstream);
+  const auto grad_x = x.grad().clone(), grad_weight = weight.grad().clone();
+
+  auto x_ref = input.clone().requires_grad_(true);
+  auto weight_ref = weight.detach().clone().requires_grad_(true);
+  const auto y_ref = weight_ref * (x_ref * torch::rsqrt(x_ref.pow(2).mean(-1, true) + 1e-5));
+  y_ref.backward(upstream);
+  EXPECT_TRUE(torch::allclose(norm->forward(input), y_ref, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(grad_x, x_ref.grad(), 1e-4, 1e-6)) << (grad_x - x_ref.grad()).abs().max();
+  EXPECT_TRUE(torch::allclose(grad_weight, weight_ref.grad(), 1e-4, 1e-5)) << (grad_weight - weight_ref.grad()).abs().max();
+}
+
 // Under bf16 autocast too: the recomputation in backward must run with the
 // forward's autocast state although backward runs outside the scope.
 TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {

@@ -28,8 +28,10 @@ TORCH_MODULE(RMSNorm);
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const Shape& shape);
-  // x: (batch, seq, hidden); cos, sin: (batch, 1, seq, head_dim);
-  // mask: empty for plain causal, else (batch, 1, seq, seq) bool, true = attend.
+  // x: (batch, seq, hidden); cos, sin: (batch, 1, seq, head_dim) RoPE
+  // tables, sin with its first half negated (see rotary() in llama.cpp);
+  // mask: built once per forward by the model, in the form its attention
+  // kernel takes (see attention_mask in llama.cpp); causal in every form.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& mask);
 
