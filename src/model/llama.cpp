@@ -14,11 +14,11 @@ torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(tor
 
 // RoPE in HF's convention, x * cos + rotate_half(x) * sin with
 // rotate_half(x1, x2) = (-x2, x1), written as x * cos + (x2, x1) * sin_signed
-// where sin_signed = (-sin, sin) over the two halves of head_dim: one
-// fused multiply-add and no negation pass, forward or backward.
+// where sin_signed = (-sin, sin) over the two halves of head_dim and
+// (x2, x1) is a roll by half: one fused multiply-add, no negation pass, and
+// a roll back as the swap's whole backward.
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin_signed) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::addcmul(x * cos, torch::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1), sin_signed);
+  return torch::addcmul(x * cos, torch::roll(x, x.size(-1) / 2, -1), sin_signed);
 }
 
 // The attention mask in the form attend() takes, built once per forward and
@@ -62,16 +62,17 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   // and takes no document mask). GQA without copying K and V per query
   // head: the heads/kv_heads query heads that share a KV head (HF's
   // repeat_kv order) are stacked along the rows of one matrix, which also
-  // makes the batched matmuls larger. The scale and the mask ride in the
-  // matmul (baddbmm's alpha and its added input), so the scores are
-  // written once. (Skipping the all-masked upper-right blocks, as flash
-  // attention does, was measured: the smaller matmuls and the slicing in
-  // backward cost more than the skipped work at seq 256.)
+  // makes the batched matmuls larger. The scale goes on q, the mask is
+  // added to the scores in place. (baddbmm, which would take both, runs at
+  // half bmm's speed on this path; skipping the all-masked upper-right
+  // blocks as flash attention does cost more in smaller matmuls and
+  // slicing than it saved at seq 256.)
   const int64_t group = heads / kv_heads;
-  const auto q_grouped = q.reshape({batch * kv_heads, group * seq, head_dim});
+  const auto q_grouped = (q * scale).reshape({batch * kv_heads, group * seq, head_dim});
   const auto k_grouped = k.reshape({batch * kv_heads, seq, head_dim});
   const auto v_grouped = v.reshape({batch * kv_heads, seq, head_dim});
-  const auto scores = torch::baddbmm(mask, q_grouped, k_grouped.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+  auto scores = torch::bmm(q_grouped, k_grouped.transpose(1, 2));
+  scores.add_(mask);
   const auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type());
   return torch::bmm(probs, v_grouped).view({batch, heads, seq, head_dim});
 #endif

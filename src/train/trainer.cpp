@@ -20,6 +20,7 @@
 #include "cpt/data/tokenizer.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/atomic_file.h"
+#include "cpt/model/loss.h"
 #include "cpt/model/shape.h"
 #include "cpt/dist/env.h"
 #include "cpt/train/checkpoint.h"
@@ -58,7 +59,7 @@ double measure_matmul_flops(const backend::Backend& device, torch::ScalarType dt
 }
 
 double cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), targets.view({-1})).item<double>();
+  return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), targets.view({-1})).item<double>();
 }
 
 // Mean token loss over up to max_batches micro-batches of the held-out
@@ -147,7 +148,7 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
       // (micro_batch, seq, vocab), fp32 even under autocast
       const auto logits =
           options.document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
-      loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+      loss = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
     }
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
     if (m + 1 == micro_batches.size()) replicas.sync_during_next_backward();
