@@ -37,6 +37,12 @@ if [[ -n ${DEPS:-} ]]; then
 else
   extra+=("-DCMAKE_PREFIX_PATH=$prefix")
 fi
+# NCCL's header, for the NCCL process group: a pip torch depends on the
+# nvidia-nccl wheel, which carries it.
+if [[ -z ${LIBTORCH:-} ]]; then
+  nccl=$("$python" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  [[ -n $nccl && -f $nccl/nccl.h ]] && extra+=("-DNCCL_INCLUDE_DIR=$nccl")
+fi
 cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCPT_BUILD_TESTS=OFF "${extra[@]}"
 ninja -C build-cuda cpt-train bench_device
 build-cuda/cpt-train version --backends

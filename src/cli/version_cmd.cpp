@@ -11,6 +11,8 @@
 #include "cpt/backend/backend.h"
 #include "cpt/backend/build_info.h"
 #include "cpt/common/error.h"
+#include "cpt/common/strings.h"
+#include "cpt/dist/process_group.h"
 
 namespace cpt::cli {
 
@@ -28,7 +30,8 @@ Command add_version_command(CLI::App& parent) {
               nlohmann::ordered_json out = {{"version", CPT_VERSION},      {"git", CPT_GIT_DESCRIBE},
                                             {"build_type", CPT_BUILD_TYPE}, {"libtorch", info.torch_version},
                                             {"cuda_built", info.cuda_built}, {"cuda_devices", info.cuda_devices},
-                                            {"cpu_threads", info.cpu_threads}};
+                                            {"cpu_threads", info.cpu_threads},
+                                            {"process_groups", dist::built_process_groups()}};
               for (const auto& b : found) {
                 out["backends"][b.name] = {{"available", b.available}, {"detail", b.detail}};
               }
@@ -40,6 +43,7 @@ Command add_version_command(CLI::App& parent) {
                         info.cuda_built ? fmt::format("CUDA build, {} device(s)", info.cuda_devices).c_str()
                                         : "CPU-only build",
                         info.cpu_threads);
+            std::printf("process groups: %s\n", join(dist::built_process_groups(), ", ").c_str());
             for (const auto& b : found) {
               std::printf("%s: %s: %s\n", b.name.c_str(), b.available ? "available" : "not available", b.detail.c_str());
             }

@@ -1,7 +1,7 @@
 #pragma once
 // The data-parallel process group: PyTorch's c10d (TCPStore rendezvous at
-// rank 0, Gloo collectives on the CPU) behind the few collectives the
-// trainer uses. One process needs no c10d at all. Torch-facing.
+// rank 0; Gloo collectives, or NCCL in a CUDA build) behind the few
+// collectives the trainer uses. One process needs no c10d at all. Torch-facing.
 
 #include <ATen/core/Tensor.h>
 
@@ -28,12 +28,16 @@ class Pending {
   std::function<void()> wait_;
 };
 
+// The c10d backends this build has: gloo, and nccl in a CUDA build that
+// found nccl.h.
+std::vector<std::string> built_process_groups();
+
 class ProcessGroup {
  public:
   virtual ~ProcessGroup() = default;
 
   // Joins the job `env` describes: a TCPStore at master_addr:master_port
-  // (rank 0 serves it), then a Gloo group over it. Every wait for a peer is
+  // (rank 0 serves it), then a config.backend (gloo | nccl) group over it. Every wait for a peer is
   // bounded by config.timeout_s. world_size 1 returns a local group.
   static std::unique_ptr<ProcessGroup> connect(const LaunchEnv& env, const Config& config);
 
