@@ -49,8 +49,7 @@ torch::Tensor attention_mask(const torch::Tensor& document, int64_t heads, int64
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
   // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim)
-  const int64_t batch = q.size(0), heads = q.size(1), seq = q.size(2), head_dim = q.size(3), kv_heads = k.size(1);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  const int64_t heads = q.size(1), kv_heads = k.size(1);
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
   // GQA: each KV head serves heads/kv_heads consecutive query heads (HF's repeat_kv).
   auto k_full = kv_heads == heads ? k : k.repeat_interleave(heads / kv_heads, 1);
@@ -67,7 +66,8 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   // half bmm's speed on this path; skipping the all-masked upper-right
   // blocks as flash attention does cost more in smaller matmuls and
   // slicing than it saved at seq 256.)
-  const int64_t group = heads / kv_heads;
+  const int64_t batch = q.size(0), seq = q.size(2), head_dim = q.size(3), group = heads / kv_heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const auto q_grouped = (q * scale).reshape({batch * kv_heads, group * seq, head_dim});
   const auto k_grouped = k.reshape({batch * kv_heads, seq, head_dim});
   const auto v_grouped = v.reshape({batch * kv_heads, seq, head_dim});
@@ -107,7 +107,7 @@ struct RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
     const auto grad_weight = g_n.reshape({-1, g_n.size(-1)}).sum(0).to(weight.scalar_type());
     const auto mean_gwn = (g_n * weight.to(torch::kFloat)).mean(-1, /*keepdim=*/true);  // mean(g*w*n)
     auto grad_x = (g * weight).to(torch::kFloat).addcmul_(n.to(torch::kFloat), mean_gwn, -1.0).mul_(r);
-    return {grad_x.to(g.scalar_type()), grad_weight, torch::Tensor()};
+    return {grad_x.to(n.scalar_type()), grad_weight, torch::Tensor()};  // n has x's dtype
   }
 };
 
