@@ -7,6 +7,10 @@
 
 namespace cpt::backend {
 
+// A timer of device events where this LibTorch has device-generic event
+// timing (c10::Event::elapsedTime); the host-clock timer otherwise.
+std::unique_ptr<DeviceTimer> start_event_timer(const Backend& backend);
+
 Availability probe_cpu();
 std::unique_ptr<Backend> create_cpu(int local_rank);
 

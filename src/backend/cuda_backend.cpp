@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "backends.h"
+#include "cpt/backend/torch_features.h"
 
 #if defined(CPT_WITH_CUDA_ALLOCATOR)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -50,6 +51,10 @@ class CudaBackend final : public Backend {
   at::Tensor to_device(const at::Tensor& host) const override {
     return host.pin_memory().to(device_, /*non_blocking=*/true);
   }
+
+  bool has_fused_adamw() const override { return CPT_HAS_FUSED_ADAMW_CUDA; }
+  // CUDA events: the host queues the next step instead of waiting.
+  std::unique_ptr<DeviceTimer> start_timer() const override { return start_event_timer(*this); }
 
  private:
   c10::Device device_;

@@ -80,6 +80,7 @@ class NeuronBackend final : public Backend {
   MemoryStats memory() const override { return {-1, "not reported by the Neuron backend"}; }
   void reset_peak_memory() override {}
   at::Tensor to_device(const at::Tensor& host) const override { return host.to(device_); }
+  bool has_fused_adamw() const override { return false; }  // TorchNeuron's kernels are not known to include it
 
  private:
   c10::Device device_;

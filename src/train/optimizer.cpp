@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "cpt/backend/torch_features.h"
 #include "cpt/common/error.h"
 
 namespace cpt::train {
@@ -24,20 +25,69 @@ torch::Tensor part(const ParamSlice& slice, const torch::Tensor& t) {
 
 }  // namespace
 
-AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config)
-    : slices_(std::move(slices)), config_(config) {
+AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config, AdamWKernel kernel)
+    : slices_(std::move(slices)), config_(config), kernel_(kernel) {
   torch::NoGradGuard no_grad;
   for (const auto& slice : slices_) {
     exp_avg_.push_back(torch::zeros_like(part(slice, slice.param.detach()), torch::MemoryFormat::Contiguous));
     exp_avg_sq_.push_back(torch::zeros_like(exp_avg_.back()));
   }
+  if (kernel_ == AdamWKernel::kFused && !fused_built()) {
+    throw std::invalid_argument(fmt::format("AdamW: LibTorch {} has no _fused_adamw_", TORCH_VERSION));
+  }
+  if (kernel_ == AdamWKernel::kFused && !slices_.empty()) {
+    step_count_vector_ = torch::zeros({static_cast<int64_t>(slices_.size())},
+                                     torch::TensorOptions().dtype(torch::kFloat).device(slices_[0].param.device()));
+    for (int64_t i = 0; i < step_count_vector_.size(0); ++i) step_counts_.push_back(step_count_vector_[i]);
+  }
 }
 
-AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config) : AdamW(whole(parameters), config) {}
+AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config, AdamWKernel kernel)
+    : AdamW(whole(parameters), config, kernel) {}
+
+bool AdamW::fused_built() { return CPT_HAS_FUSED_ADAMW_CUDA; }
 
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++steps_;
+  if (kernel_ == AdamWKernel::kFused) {
+    step_fused(lr);
+  } else {
+    step_foreach(lr);
+  }
+}
+
+void AdamW::step_fused(double lr) {
+#if CPT_HAS_FUSED_ADAMW_CUDA
+  if (step_counts_.empty()) return;
+  step_count_vector_.fill_(static_cast<double>(steps_));
+  // Two calls: matrices with weight decay, the rest (norms) without.
+  struct Group {
+    std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq, counts;
+  } groups[2];
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const ParamSlice& slice = slices_[i];
+    if (!slice.param.grad().defined()) continue;
+    Group& g = groups[slice.param.dim() >= 2 ? 1 : 0];
+    g.params.push_back(part(slice, slice.param.detach()));
+    g.grads.push_back(part(slice, slice.param.grad()));
+    g.exp_avg.push_back(exp_avg_[i]);
+    g.exp_avg_sq.push_back(exp_avg_sq_[i]);
+    g.counts.push_back(step_counts_[i]);
+  }
+  for (int decayed = 0; decayed < 2; ++decayed) {
+    Group& g = groups[decayed];
+    if (g.params.empty()) continue;
+    at::_fused_adamw_(g.params, g.grads, g.exp_avg, g.exp_avg_sq, /*max_exp_avg_sqs=*/{}, g.counts, lr,
+                      config_.betas[0], config_.betas[1], decayed ? config_.weight_decay : 0.0, config_.eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  }
+#else
+  (void)lr;  // unreachable: the constructor refuses kFused without the kernel
+#endif
+}
+
+void AdamW::step_foreach(double lr) {
   const double beta1 = config_.betas[0], beta2 = config_.betas[1];
   const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(steps_));
   const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(steps_));

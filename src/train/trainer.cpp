@@ -216,7 +216,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, process_group);
   DataParallel replicas(*group, parameters, c.distributed.zero1,
                         static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024));
-  AdamW optimizer(replicas.owned_slices(), c.optimizer);
+  AdamW optimizer(replicas.owned_slices(), c.optimizer,
+                  device->has_fused_adamw() ? AdamWKernel::kFused : AdamWKernel::kForeach);
+  if (leader) {
+    spdlog::info("device {}, {}, AdamW {}", device->device().str(), bf16_autocast ? "bf16 autocast" : "fp32",
+                 optimizer.kernel() == AdamWKernel::kFused ? "fused" : "foreach");
+  }
 
   TrainerState state;
   state.config_hash = config_hash(c);
@@ -277,7 +282,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   std::ofstream metrics;  // rank 0 writes the metrics
   if (leader) metrics.open(metrics_path, std::ios::app);
   const auto start = Clock::now();
-  auto window_start = Clock::now();
+  std::unique_ptr<backend::DeviceTimer> window = device->start_timer();
   int64_t window_tokens = 0;
 
   auto save = [&] {
@@ -352,9 +357,9 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     const bool eval_now = !eval_sets.empty() && ((c.eval.every_steps > 0 && state.step % c.eval.every_steps == 0) ||
                                                  state.step == c.train.steps);
     if (log_now || eval_now) {
-      device->synchronize();
+      window->stop();
+      const double window_s = window->seconds();
       const backend::MemoryStats memory = device->memory();
-      const double window_s = std::chrono::duration<double>(Clock::now() - window_start).count();
       const double tokens_per_s = static_cast<double>(window_tokens) / std::max(window_s, 1e-9);
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
       nlohmann::ordered_json row = {{"step", state.step},
@@ -377,7 +382,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                      100.0 * tokens_per_s * flops_per_token / peak_flops, static_cast<double>(memory.peak_bytes) / 1e9,
                      elapsed, eta);
       }
-      window_start = Clock::now();
+      window = device->start_timer();
       window_tokens = 0;
     }
     if (state.step == raise_at) std::raise(raise_signal);

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "cpt/common/error.h"
 #include "support/run_command.h"
@@ -67,6 +69,16 @@ TEST(Backend, CpuPeakMemoryFollowsAllocationsAndResets) {
   }
   cpu->reset_peak_memory();
   EXPECT_LT(cpu->memory().peak_bytes, before + (200 << 20)) << "the reset forgot the freed tensor";
+}
+
+TEST(Backend, TimerMeasuresTheWorkBetweenStartAndStop) {
+  const auto cpu = select_backend("cpu", 0);
+  const auto timer = cpu->start_timer();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  timer->stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // after stop: not counted
+  EXPECT_GE(timer->seconds(), 0.06);
+  EXPECT_LT(timer->seconds(), 0.4);
 }
 
 // The plugin's discovery path with a stand-in libnrt.so.1 that reports two

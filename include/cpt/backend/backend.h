@@ -20,6 +20,17 @@ struct MemoryStats {
   std::string kind;         // what peak_bytes measures, e.g. "peak RSS"
 };
 
+// Seconds of device work between Backend::start_timer() and stop(). On a
+// device with timing events, stop() records an event and returns at once;
+// seconds() waits for it. Elsewhere stop() synchronises and reads the host
+// clock.
+class DeviceTimer {
+ public:
+  virtual ~DeviceTimer() = default;
+  virtual void stop() = 0;
+  virtual double seconds() = 0;  // after stop()
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -38,6 +49,12 @@ class Backend {
   // A host tensor on the device: through pinned memory and a non-blocking
   // copy where the device has them; the same tensor on the CPU.
   virtual at::Tensor to_device(const at::Tensor& host) const = 0;
+  // Whether this LibTorch has a fused AdamW kernel (_fused_adamw_) for this
+  // device; the trainer uses it where it has.
+  virtual bool has_fused_adamw() const = 0;
+  // Starts timing the work queued from now on. This default synchronises
+  // and uses the host clock.
+  virtual std::unique_ptr<DeviceTimer> start_timer() const;
 };
 
 // What a registered backend finds in this build and on this machine.
