@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cpt/backend/autocast.h"
+#include "cpt/backend/cpu_blas.h"
 
 namespace cpt::model {
 
@@ -47,6 +48,71 @@ torch::Tensor attention_mask(const torch::Tensor& document, int64_t heads, int64
 #endif
 }
 
+#if !(defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2)
+// Attention for LibTorch 1.13, which has no fused attention for the CPU,
+// computed one (batch, KV head) item at a time so that the item's scores
+// (heads/kv * seq by seq; 512 KiB at seq 256) stay in cache from the matmul
+// through the mask, the softmax and the matmul with V. Written as whole
+// tensors, the scores are the largest activation of a block and every pass
+// over them waits on memory: the QK^T and PV matmuls (head_dim deep) ran at
+// 60-70 GFLOP/s that way against ~180 for square ones. As flash attention
+// does, backward recomputes each item's probabilities instead of saving
+// them, with rowsum(dP * P) = rowsum(dO * O) computed once for all items.
+struct CachedAttentionFunction : public torch::autograd::Function<CachedAttentionFunction> {
+  // q: (items, group * seq, head_dim), already scaled; k, v: (items, seq,
+  // head_dim); mask: additive, (group * seq, seq) for every item or
+  // (items, group * seq, seq).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask) {
+    auto out = torch::empty_like(q, torch::MemoryFormat::Contiguous);
+    backend::parallel_over_items(q.size(0), [&](int64_t first, int64_t last) {
+      auto probs = torch::empty({q.size(1), k.size(1)}, q.options());
+      for (int64_t i = first; i < last; ++i) {
+        item_probs(probs, q[i], k[i], mask, i);
+        auto out_i = out[i];
+        at::mm_out(out_i, probs, v[i]);
+      }
+    });
+    ctx->save_for_backward({q, k, v, mask, out});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    torch::NoGradGuard no_grad;
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &mask = saved[3], &out = saved[4];
+    const auto d_out = grad_outputs[0].contiguous();
+    const auto delta = (d_out * out).sum(-1, /*keepdim=*/true);  // (items, group * seq, 1)
+    auto dq = torch::empty_like(q, torch::MemoryFormat::Contiguous);
+    auto dk = torch::empty_like(k, torch::MemoryFormat::Contiguous);
+    auto dv = torch::empty_like(v, torch::MemoryFormat::Contiguous);
+    backend::parallel_over_items(q.size(0), [&](int64_t first, int64_t last) {
+      auto probs = torch::empty({q.size(1), k.size(1)}, q.options());
+      auto d_scores = torch::empty_like(probs);
+      for (int64_t i = first; i < last; ++i) {
+        item_probs(probs, q[i], k[i], mask, i);
+        auto dq_i = dq[i], dk_i = dk[i], dv_i = dv[i];
+        at::mm_out(dv_i, probs.t(), d_out[i]);
+        at::mm_out(d_scores, d_out[i], v[i].t());
+        d_scores.sub_(delta[i]).mul_(probs);  // softmax backward: P * (dP - rowsum(dP * P))
+        at::mm_out(dq_i, d_scores, k[i]);
+        at::mm_out(dk_i, d_scores.t(), q[i]);
+      }
+    });
+    return {dq, dk, dv, torch::Tensor()};
+  }
+
+  // softmax(q_i k_i^T + mask_i), into `probs`.
+  static void item_probs(torch::Tensor& probs, const torch::Tensor& q, const torch::Tensor& k,
+                         const torch::Tensor& mask, int64_t i) {
+    at::mm_out(probs, q, k.t());
+    probs.add_(mask.dim() == 2 ? mask : mask[i]);
+    at::_softmax_out(probs, probs, -1, /*half_to_float=*/false);  // row by row: safe in place
+  }
+};
+#endif
+
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
   // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim)
   const int64_t heads = q.size(1), kv_heads = k.size(1);
@@ -57,20 +123,20 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   if (!mask.defined()) return at::scaled_dot_product_attention(q, k_full, v_full, {}, 0.0, /*is_causal=*/true);
   return at::scaled_dot_product_attention(q, k_full, v_full, mask, 0.0, /*is_causal=*/false);
 #else
-  // Explicit softmax attention (the private SDPA of 1.13 is slower on CPU
-  // and takes no document mask). GQA without copying K and V per query
-  // head: the heads/kv_heads query heads that share a KV head (HF's
-  // repeat_kv order) are stacked along the rows of one matrix, which also
-  // makes the batched matmuls larger. The scale goes on q, the mask is
-  // added to the scores in place. (baddbmm, which would take both, runs at
-  // half bmm's speed on this path; skipping the all-masked upper-right
-  // blocks as flash attention does cost more in smaller matmuls and
-  // slicing than it saved at seq 256.)
+  // GQA without copying K and V per query head: the heads/kv_heads query
+  // heads that share a KV head (HF's repeat_kv order) are stacked along the
+  // rows of one matrix, which also makes the matmuls larger. The scale goes
+  // on q.
   const int64_t batch = q.size(0), seq = q.size(2), head_dim = q.size(3), group = heads / kv_heads;
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   const auto q_grouped = (q * scale).reshape({batch * kv_heads, group * seq, head_dim});
   const auto k_grouped = k.reshape({batch * kv_heads, seq, head_dim});
   const auto v_grouped = v.reshape({batch * kv_heads, seq, head_dim});
+  if (q.scalar_type() == torch::kFloat && k.scalar_type() == torch::kFloat && v.scalar_type() == torch::kFloat) {
+    return CachedAttentionFunction::apply(q_grouped, k_grouped, v_grouped, mask).view({batch, heads, seq, head_dim});
+  }
+  // bf16 autocast: whole-tensor scores, softmax in fp32. (baddbmm, which
+  // would add the mask in the matmul, runs at half bmm's speed here.)
   auto scores = torch::bmm(q_grouped, k_grouped.transpose(1, 2));
   scores.add_(mask);
   const auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type());

@@ -95,6 +95,40 @@ TEST(Llama, DocumentMaskAndPositionResetsIsolateDocuments) {
   EXPECT_GT((without_mask.narrow(1, 4, 4) - reference).abs().max().item<double>(), 1e-3) << "the mask matters";
 }
 
+// The same for gradients, with a different mask in each batch row: a
+// document's gradients must be those it gets alone.
+TEST(Llama, DocumentMaskedGradientsMatchTheDocumentsAlone) {
+  const Shape shape = testing::small_gqa_shape();
+  Llama llama(shape);
+  llama->init_weights(3);
+  // Row 0: documents of 4 and 4 tokens; row 1: 3, 4 and 1. The loss reads
+  // the 4-token document at columns 4..7 of row 0 and 3..6 of row 1.
+  auto packed = torch::tensor({5, 6, 7, 8, 10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 33, 40}).view({2, 8});
+  auto positions = torch::tensor({0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 0, 1, 2, 3, 0}).view({2, 8});
+  auto alone = torch::tensor({10, 11, 12, 13, 30, 31, 32, 33}).view({2, 4});
+  torch::manual_seed(9);
+  const auto upstream = torch::randn({2, 4, shape.vocab_size});
+  auto gradients = [&](const torch::Tensor& logits) {
+    llama->zero_grad();
+    (logits * upstream).sum().backward();
+    std::vector<torch::Tensor> out;
+    for (const auto& p : llama->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  const auto logits = llama->forward(packed, positions, /*document_mask=*/true);
+  const auto with_mask = gradients(torch::stack({logits[0].narrow(0, 4, 4), logits[1].narrow(0, 3, 4)}));
+  const auto reference = gradients(llama->forward(alone));
+  ASSERT_EQ(with_mask.size(), reference.size());
+  auto relative_error = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a - b).norm() / b.norm()).item<double>();
+  };
+  for (size_t i = 0; i < reference.size(); ++i) {
+    EXPECT_LT(relative_error(with_mask[i], reference[i]), 1e-5) << "parameter " << i;
+  }
+  const auto causal = gradients(llama->forward(packed).narrow(1, 4, 4));
+  EXPECT_GT(relative_error(causal[1], reference[1]), 1e-2) << "the mask matters";
+}
+
 // RMSNorm's hand-written backward against autograd of HF's composed ops.
 TEST(Llama, RmsNormBackwardMatchesAutogradOfTheComposedOps) {
   torch::manual_seed(3);
