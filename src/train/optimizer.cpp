@@ -45,7 +45,7 @@ AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config, Adam
 AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config, AdamWKernel kernel)
     : AdamW(whole(parameters), config, kernel) {}
 
-bool AdamW::fused_built() { return CPT_HAS_FUSED_ADAMW_CUDA; }
+bool AdamW::fused_built() { return CPT_HAS_FUSED_ADAMW_OP; }
 
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
@@ -58,7 +58,7 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::step_fused(double lr) {
-#if CPT_HAS_FUSED_ADAMW_CUDA
+#if CPT_HAS_FUSED_ADAMW_OP
   if (step_counts_.empty()) return;
   step_count_vector_.fill_(static_cast<double>(steps_));
   // Two calls: matrices with weight decay, the rest (norms) without.

@@ -7,8 +7,9 @@
 #define CPT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
-// at::_fused_adamw_ with a CUDA kernel (torch.optim.AdamW(fused=True)).
-#define CPT_HAS_FUSED_ADAMW_CUDA CPT_TORCH_AT_LEAST(2, 2)
+// at::_fused_adamw_ (torch.optim.AdamW(fused=True)), with a CUDA kernel.
+#define CPT_HAS_FUSED_ADAMW_OP CPT_TORCH_AT_LEAST(2, 2)
+#define CPT_HAS_FUSED_ADAMW_CUDA CPT_HAS_FUSED_ADAMW_OP
 // ... and a CPU kernel.
 #define CPT_HAS_FUSED_ADAMW_CPU CPT_TORCH_AT_LEAST(2, 4)
 // c10::Event::elapsedTime and synchronize through the device-generic guard
