@@ -7,6 +7,7 @@ Usage: train_reference.py HIDDEN INTERMEDIATE LAYERS HEADS KV VOCAB SEQ MICRO AC
 import math
 import os
 import sys
+import statistics
 import time
 
 import torch
@@ -45,11 +46,14 @@ def main():
         torch.nn.utils.clip_grad_norm_(list(w.values()), 1.0)
         opt.step()
     step()  # warm up
-    start = time.perf_counter()
+    # The median step, as for cpt-train: one stall on a shared machine
+    # does not move it.
+    seconds = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    elapsed = time.perf_counter() - start
-    print(f"{steps * accum * micro * seq / elapsed:.1f}")
+        seconds.append(time.perf_counter() - start)
+    print(f"{accum * micro * seq / statistics.median(seconds):.1f}")
 
 
 if __name__ == "__main__":

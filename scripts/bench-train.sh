@@ -36,15 +36,16 @@ bench() {  # name hidden inter layers heads kv vocab seq micro accum steps
     --set train.global_batch_size=$((micro * accum)) --set train.micro_batch_size=$micro --set train.steps=$((steps + 1)) \
     --set schedule.warmup_steps=1 --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 \
     --set checkpoint.keep_last=1 >/dev/null
-  # Skip the first step (warm-up), average the rest.
+  # Skip the first step (warm-up); the median of the rest, as for the
+  # baseline, so that one stall on a shared machine does not move it.
   read -r ours mfu < <(/usr/bin/python3 -c "
-import json
+import json, statistics
 rows = [json.loads(l) for l in open('$out/metrics.jsonl')][1:]
-print(sum(r['tokens_per_s'] for r in rows) / len(rows), sum(r['mfu'] for r in rows) / len(rows))")
+print(statistics.median(r['tokens_per_s'] for r in rows), statistics.median(r['mfu'] for r in rows))")
   theirs=$(/usr/bin/python3 bench/train_reference.py "$d" "$f" "$l" "$h" "$kv" "$v" "$seq" "$micro" "$accum" "$steps")
   printf '| %s | %.0f | %.0f | %.2fx | %.2f |\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu"
 }
-bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 6
+bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 10
 bench "~100M" 768 2048 12 12 12 8192 256 4 1 4
 
 echo
