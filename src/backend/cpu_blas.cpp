@@ -52,11 +52,17 @@ std::mutex g_region;
 void configure_cpu_threads(char** argv) {
   constexpr const char* kDone = "CPT_CPU_THREADS_CONFIGURED";
   if (openblas().get == nullptr || std::getenv(kDone) != nullptr) return;
+  // Ranks on one node share its cores. torchrun says how many there are;
+  // srun binds each task to its own CPUs, which OpenBLAS counts already.
+  int per_process = std::max(1, openblas().get());
+  if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) {
+    per_process = std::max(1, per_process / std::max(1, std::atoi(local)));
+  }
+  const std::string count = std::to_string(per_process);
   const char* threads[][2] = {{"OPENBLAS_THREAD_TIMEOUT", "4"},
                               {"OMP_WAIT_POLICY", "PASSIVE"},
-                              {"OMP_NUM_THREADS", nullptr}};  // as many as OpenBLAS has
-  const std::string blas_threads = std::to_string(std::max(1, openblas().get()));
-  threads[2][1] = blas_threads.c_str();
+                              {"OMP_NUM_THREADS", count.c_str()},
+                              {"OPENBLAS_NUM_THREADS", count.c_str()}};
   bool changed = false;
   for (const auto& [name, value] : threads) {
     if (std::getenv(name) == nullptr) {

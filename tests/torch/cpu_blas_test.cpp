@@ -45,7 +45,8 @@ TEST(CpuBlas, AnExceptionInAHelperThreadReachesTheCaller) {
 }
 
 // cpt-train's model-running commands give ATen as many threads as OpenBLAS
-// has, unless told otherwise; the debug log says how many.
+// has (shared among the ranks torchrun says run on the node), unless told
+// otherwise; the debug log says how many.
 TEST(CpuBlas, TheBinaryConfiguresItsThreadsAndKeepsTheUsers) {
   const std::string generate = std::string(" ") + CPT_BINARY + " generate --log-level debug --checkpoint /nonexistent --prompt x";
   const auto chosen = testing::run_command(
@@ -53,6 +54,12 @@ TEST(CpuBlas, TheBinaryConfiguresItsThreadsAndKeepsTheUsers) {
   EXPECT_NE(chosen.err.find(fmt::format("{} CPU threads", openblas_threads())), std::string::npos) << chosen.err;
   const auto users = testing::run_command("env OMP_NUM_THREADS=1" + generate);
   EXPECT_NE(users.err.find("1 CPU threads"), std::string::npos) << users.err;
+  // Two ranks on this node (torchrun's variable): half the cores each.
+  const int half = std::max(1, openblas_threads() / 2);
+  const auto shared = testing::run_command(
+      "env -u OMP_NUM_THREADS -u OMP_WAIT_POLICY -u OPENBLAS_THREAD_TIMEOUT -u OPENBLAS_NUM_THREADS "
+      "-u CPT_CPU_THREADS_CONFIGURED LOCAL_WORLD_SIZE=2" + generate);
+  EXPECT_NE(shared.err.find(fmt::format("{} CPU threads (OpenBLAS {},", half, half)), std::string::npos) << shared.err;
 }
 
 }  // namespace

@@ -26,8 +26,9 @@ int openblas_threads();
 // at::set_num_threads later was slower than OMP_NUM_THREADS at load). So
 // where the BLAS is OpenBLAS, this sets whichever of
 // OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles), OMP_WAIT_POLICY=PASSIVE and
-// OMP_NUM_THREADS=<OpenBLAS's thread count> the user has not set, and
-// re-executes the program once (same pid, same arguments).
+// OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = the CPUs OpenBLAS finds,
+// divided by LOCAL_WORLD_SIZE, the user has not set, and re-executes the
+// program once (same pid, same arguments).
 void configure_cpu_threads(char** argv);
 
 // "N CPU threads (OpenBLAS M, ...settings)", for the log.
