@@ -25,11 +25,20 @@ void set_gradients(NamedTensors& parameters, int step) {
   for (auto& [name, p] : parameters) p.mutable_grad() = torch::randn_like(p);
 }
 
-TEST(AdamW, FusedKernelMatchesForeachWhereTheDeviceHasIt) {
+// Where this LibTorch has no _fused_adamw_ (1.13: CI's), asking for it is
+// refused; where the device has a kernel, it matches the foreach form.
+TEST(AdamW, FusedKernelMatchesForeachOrIsRefusedWithoutTheOp) {
   const auto device = backend::select_backend("auto", 0);
+  if (!AdamW::fused_built()) {
+    EXPECT_FALSE(device->has_fused_adamw());
+    NamedTensors parameters = make_parameters(device->device());
+    EXPECT_THROW(AdamW(parameters, {}, AdamWKernel::kFused), std::invalid_argument);
+    return;
+  }
   if (!device->has_fused_adamw()) {
-    GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no fused AdamW for " << device->name()
-                 << " (CUDA from 2.2, CPU from 2.4)";
+    // The op exists (LibTorch 2.2 or 2.3) but without a CPU kernel.
+    EXPECT_EQ(device->name(), "cpu");
+    return;
   }
   OptimizerConfig config;
   config.weight_decay = 0.1;
@@ -47,12 +56,6 @@ TEST(AdamW, FusedKernelMatchesForeachWhereTheDeviceHasIt) {
   }
   const auto a = fused.state(), b = foreach.state();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i].values, b[i].values, 1e-5, 1e-7)) << a[i].key;
-}
-
-TEST(AdamW, FusedWithoutTheOpIsRefused) {
-  if (AdamW::fused_built()) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has _fused_adamw_";
-  NamedTensors parameters = make_parameters(c10::Device(c10::DeviceType::CPU));
-  EXPECT_THROW(AdamW(parameters, {}, AdamWKernel::kFused), std::invalid_argument);
 }
 
 TEST(AdamW, DecaysMatricesOnlyAndSkipsParametersWithoutGradients) {
