@@ -73,34 +73,6 @@ std::pair<double, std::vector<torch::Tensor>> forward_backward(const model::Shap
   return {loss.item<double>(), grads};
 }
 
-// Largest weight difference between the fused and the foreach AdamW after
-// five steps on the same gradients (a decayed matrix and a vector).
-double fused_adamw_difference(const backend::Backend& device) {
-  train::NamedTensors params[2];
-  for (auto& p : params) {
-    torch::manual_seed(5);
-    p = {{"w", torch::randn({512, 256}).to(device.device())}, {"norm", torch::randn({256}).to(device.device())}};
-  }
-  train::OptimizerConfig config;
-  config.weight_decay = 0.1;
-  train::AdamW fused(params[0], config, train::AdamWKernel::kFused);
-  train::AdamW foreach(params[1], config, train::AdamWKernel::kForeach);
-  for (int step = 0; step < 5; ++step) {
-    for (size_t i = 0; i < params[0].size(); ++i) {
-      const auto grad = torch::randn_like(params[0][i].second);
-      params[0][i].second.mutable_grad() = grad;
-      params[1][i].second.mutable_grad() = grad.clone();
-    }
-    fused.step(1e-3);
-    foreach.step(1e-3);
-  }
-  double worst = 0;
-  for (size_t i = 0; i < params[0].size(); ++i) {
-    worst = std::max(worst, (params[0][i].second - params[1][i].second).abs().max().item<double>());
-  }
-  return worst;
-}
-
 struct StepFigures {
   bool fits = false;
   std::string error;
@@ -120,8 +92,7 @@ StepFigures train_steps(const model::Shape& shape, int64_t seq, bool checkpointi
     for (auto& p : llama->named_parameters()) parameters.emplace_back(p.key(), p.value());
     const auto group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
     train::DataParallel replicas(*group, parameters, false, 25 << 20);
-    train::AdamW optimizer(replicas.owned_slices(), {},
-                           device.has_fused_adamw() ? train::AdamWKernel::kFused : train::AdamWKernel::kForeach);
+    train::AdamW optimizer(replicas.owned_slices(), {});
     std::vector<data::TorchBatch> batch(1);
     batch[0].tokens = device.to_device(torch::randint(0, shape.vocab_size, {1, seq}, torch::kLong));
     batch[0].targets = device.to_device(torch::randint(0, shape.vocab_size, {1, seq}, torch::kLong));
@@ -152,8 +123,8 @@ int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   auto device = backend::select_backend(args.backend, 0);
   const bool bf16 = device->supports_bf16();
-  std::printf("backend %s (%s), bf16 autocast %s, AdamW %s\n\n", device->name().c_str(),
-              device->device().str().c_str(), bf16 ? "on" : "off", device->has_fused_adamw() ? "fused" : "foreach");
+  std::printf("backend %s (%s), bf16 autocast %s, AdamW fused\n\n", device->name().c_str(),
+              device->device().str().c_str(), bf16 ? "on" : "off");
 
   // 1. Agreement with the CPU in fp32.
   model::Shape small;
@@ -175,11 +146,6 @@ int main(int argc, char** argv) {
   bool agrees = loss_error < 2e-2 && cosine > 0.99;
   std::printf("| agreement with CPU fp32 | value | bf16 tolerance |\n| --- | --- | --- |\n");
   std::printf("| loss relative error | %.2e | < 2e-2 |\n| gradient cosine | %.5f | > 0.99 |\n", loss_error, cosine);
-  if (device->has_fused_adamw()) {
-    const double difference = fused_adamw_difference(*device);
-    agrees = agrees && difference < 1e-5;
-    std::printf("| fused vs foreach AdamW, max weight difference after 5 steps | %.1e | < 1e-5 |\n", difference);
-  }
   std::printf("\n");
 
   // 2 and 3. The real shape.

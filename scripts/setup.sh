@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package cpt-train needs to build, test and run the
-# demo. Idempotent and quiet; run as root or with sudo available.
+# Sets up a Debian 12 machine to build, test and run cpt-train:
+#  1. the Debian packages below (C++ libraries, tools, test text);
+#  2. a Python venv outside the checkout, ${CPT_VENV:-$HOME/.cache/cpt-train/venv},
+#     holding PyPI's CUDA 13.0 LibTorch (the torch wheel) and the real tools
+#     the tests check against (transformers, safetensors, mergekit,
+#     megatron-core), every package pinned in scripts/requirements.txt.
+# Idempotent: a second run installs and downloads nothing. Run as root or
+# with sudo available. The CUDA 13.0 toolkit (nvcc) must be installed: the
+# CUDA wheel's CMake config enables the CUDA language even for host code.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build git pkg-config
-  libtorch-dev libgloo-dev
-  # Without it Debian's LibTorch multiplies fp32 matrices with the reference
-  # BLAS: 6 GFLOP/s instead of 160 on a 2-core machine.
-  libopenblas0-pthread
+  python3 python3-venv
+  # c10d's Gloo headers include gloo's own, which the torch wheel does not ship.
+  libgloo-dev
   libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev
   zlib1g-dev libzstd-dev zstd gzip bc time
-  # Independent references for the tests (run as /usr/bin/python3).
-  python3-torch python3-numpy python3-sentencepiece
   # Real English and computing-domain text for the demo and data tests.
   dict-gcide dict-foldoc
 )
@@ -28,14 +33,39 @@ for package in "${packages[@]}"; do
     missing+=("$package")
   fi
 done
-
 if ((${#missing[@]} == 0)); then
-  echo "setup: all ${#packages[@]} packages already installed"
-  exit 0
+  echo "setup: all ${#packages[@]} Debian packages already installed"
+else
+  echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [[ ! -x $nvcc ]]; then
+  echo "setup: error: nvcc not found (PATH, /usr/local/cuda/bin): the CUDA 13.0 toolkit is needed to configure" \
+       "against the CUDA LibTorch" >&2
+  exit 1
+fi
+
+# The venv is made with Debian's python3 so that it does not depend on
+# whichever interpreter is first on PATH. The stamp holds the hash of the
+# requirements it was filled from; while it matches, pip is not run.
+venv=${CPT_VENV:-$HOME/.cache/cpt-train/venv}
+requirements=scripts/requirements.txt
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+stamp=$venv/.cpt-requirements.sha256
+if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $venv/bin/python ]]; then
+  echo "setup: venv $venv is up to date"
+  exit 0
+fi
+if [[ ! -x $venv/bin/python ]]; then
+  echo "setup: making the venv $venv"
+  /usr/bin/python3 -m venv "$venv"
+fi
+echo "setup: installing $(grep -c '==' "$requirements") pinned Python packages into $venv (torch, transformers, mergekit, ...)"
+start=$(date +%s)
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
+echo "$want" >"$stamp"
+echo "setup: venv ready in $(($(date +%s) - start)) s: $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)')"

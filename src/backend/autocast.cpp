@@ -7,13 +7,8 @@ namespace cpt::backend {
 namespace {
 
 void apply(c10::DeviceType device, const AutocastState& state) {
-  if (device == c10::DeviceType::CUDA) {
-    at::autocast::set_enabled(state.enabled);
-    at::autocast::set_autocast_gpu_dtype(state.dtype);
-  } else {
-    at::autocast::set_cpu_enabled(state.enabled);
-    at::autocast::set_autocast_cpu_dtype(state.dtype);
-  }
+  at::autocast::set_autocast_enabled(device, state.enabled);
+  at::autocast::set_autocast_dtype(device, state.dtype);
 }
 
 }  // namespace
@@ -28,8 +23,7 @@ bool cpu_supports_bf16() {
 }
 
 AutocastState autocast_state(c10::DeviceType device) {
-  if (device == c10::DeviceType::CUDA) return {at::autocast::is_enabled(), at::autocast::get_autocast_gpu_dtype()};
-  return {at::autocast::is_cpu_enabled(), at::autocast::get_autocast_cpu_dtype()};
+  return {at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device)};
 }
 
 AutocastScope::AutocastScope(c10::DeviceType device, AutocastState state)

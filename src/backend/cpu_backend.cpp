@@ -6,7 +6,6 @@
 
 #include "backends.h"
 #include "cpt/backend/autocast.h"
-#include "cpt/backend/torch_features.h"
 
 namespace cpt::backend {
 
@@ -32,7 +31,6 @@ class CpuBackend final : public Backend {
   // Writing 5 to clear_refs resets VmHWM (Linux >= 4.0).
   void reset_peak_memory() override { std::ofstream("/proc/self/clear_refs") << "5"; }
   at::Tensor to_device(const at::Tensor& host) const override { return host; }
-  bool has_fused_adamw() const override { return CPT_HAS_FUSED_ADAMW_CPU; }
 };
 
 }  // namespace

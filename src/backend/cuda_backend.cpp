@@ -1,14 +1,13 @@
-// NVIDIA GPUs through LibTorch's CUDA build. Everything here goes through
-// the device-generic ATen API, so it compiles against a CPU-only LibTorch
-// too (where probe_cuda says "not available"); the allocator statistics
-// need c10_cuda and are compiled only where CMake found a CUDA LibTorch.
+// NVIDIA GPUs through LibTorch's CUDA build. Everything but the allocator
+// statistics goes through the device-generic ATen API; those need c10_cuda,
+// which the build always has (the torch wheel is the CUDA one) but the
+// torch 2.11 CPU wheel used for the header compile check has not.
 
 #include <torch/cuda.h>
 
 #include <fmt/format.h>
 
 #include "backends.h"
-#include "cpt/backend/torch_features.h"
 
 #if defined(CPT_WITH_CUDA_ALLOCATOR)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -34,7 +33,7 @@ class CudaBackend final : public Backend {
   MemoryStats memory() const override {
 #if defined(CPT_WITH_CUDA_ALLOCATOR)
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
-    const auto all = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+    const auto all = static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);
     return {stats.allocated_bytes[all].peak, "peak allocated"};
 #else
     return {-1, "peak allocated (not built: no c10_cuda)"};
@@ -52,7 +51,6 @@ class CudaBackend final : public Backend {
     return host.pin_memory().to(device_, /*non_blocking=*/true);
   }
 
-  bool has_fused_adamw() const override { return CPT_HAS_FUSED_ADAMW_CUDA; }
   // CUDA events: the host queues the next step instead of waiting.
   std::unique_ptr<DeviceTimer> start_timer() const override { return start_event_timer(*this); }
 
@@ -64,9 +62,7 @@ class CudaBackend final : public Backend {
 
 Availability probe_cuda() {
   if (!torch::cuda::is_available()) {
-    return {"cuda", false,
-            at::hasCUDA() ? "no CUDA device is visible (CUDA_VISIBLE_DEVICES, driver)"
-                          : "this build links a CPU-only LibTorch (scripts/build-cuda.sh builds against a CUDA one)"};
+    return {"cuda", false, "no CUDA device (none visible to the driver, or CUDA_VISIBLE_DEVICES hides them)"};
   }
   return {"cuda", true, fmt::format("{} device(s)", torch::cuda::device_count())};
 }

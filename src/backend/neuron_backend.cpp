@@ -2,22 +2,17 @@
 // time so the binary never links the Neuron SDK:
 //  1. NeuronCores, found by libcpt_neuron.so through the Neuron runtime;
 //  2. a LibTorch device for them: TorchNeuron registers "neuron" as
-//     PyTorch's PrivateUse1 device (LibTorch >= 2.1), from the library
+//     PyTorch's PrivateUse1 device, from the library
 //     named by CPT_NEURON_TORCH_LIBRARY, loaded into this process.
 // Only with both is the backend available; otherwise it says which is
 // missing. docs/trainium.md says what has been verified.
 
+#include <c10/core/DeviceType.h>
 #include <dlfcn.h>
-#include <torch/version.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
-
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
-#include <c10/core/DeviceType.h>
-#define CPT_HAS_PRIVATEUSE1_NAME 1
-#endif
 
 #include "backends.h"
 #include "cpt/common/plugin.h"
@@ -53,7 +48,6 @@ CoreProbe probe_cores() {
 
 // The PrivateUse1 device's name once TorchNeuron's library is loaded.
 std::string torch_device_problem() {
-#if defined(CPT_HAS_PRIVATEUSE1_NAME)
   if (const char* library = std::getenv("CPT_NEURON_TORCH_LIBRARY"); library != nullptr && *library != '\0') {
     if (dlopen(library, RTLD_NOW | RTLD_GLOBAL) == nullptr) {
       return fmt::format("CPT_NEURON_TORCH_LIBRARY={} does not load: {}", library, dlerror());
@@ -63,10 +57,6 @@ std::string torch_device_problem() {
     return "no LibTorch 'neuron' device is registered: set CPT_NEURON_TORCH_LIBRARY to TorchNeuron's C++ library";
   }
   return "";
-#else
-  return fmt::format("LibTorch {} predates named PrivateUse1 devices (2.1), through which TorchNeuron provides one",
-                     TORCH_VERSION);
-#endif
 }
 
 class NeuronBackend final : public Backend {
@@ -80,7 +70,6 @@ class NeuronBackend final : public Backend {
   MemoryStats memory() const override { return {-1, "not reported by the Neuron backend"}; }
   void reset_peak_memory() override {}
   at::Tensor to_device(const at::Tensor& host) const override { return host.to(device_); }
-  bool has_fused_adamw() const override { return false; }  // TorchNeuron's kernels are not known to include it
 
  private:
   c10::Device device_;

@@ -45,6 +45,13 @@ std::vector<Availability> probe_backends() {
   return out;
 }
 
+std::string describe_availability(const std::string& name) {
+  const Registration* entry = find(name);
+  if (entry == nullptr) return name + ": not registered";
+  const Availability a = entry->probe();
+  return fmt::format("{}: {}: {}", a.name, a.available ? "available" : "not available", a.detail);
+}
+
 std::unique_ptr<Backend> select_backend(const std::string& name, int local_rank) {
   if (name == "auto") {
     return probe_cuda().available ? create_cuda(local_rank) : create_cpu(local_rank);

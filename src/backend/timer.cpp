@@ -8,7 +8,6 @@
 #include <chrono>
 
 #include "backends.h"
-#include "cpt/backend/torch_features.h"
 
 namespace cpt::backend {
 
@@ -34,7 +33,6 @@ class HostClockTimer final : public DeviceTimer {
   double seconds_ = 0;
 };
 
-#if CPT_HAS_GENERIC_EVENT_TIMING
 // Events on the device's current stream; BACKEND_DEFAULT is the flag that
 // enables timing (PYTORCH_DEFAULT creates CUDA events without it).
 class EventTimer final : public DeviceTimer {
@@ -57,18 +55,13 @@ class EventTimer final : public DeviceTimer {
   c10::Device device_;
   c10::Event start_, stop_;
 };
-#endif
 
 }  // namespace
 
 std::unique_ptr<DeviceTimer> Backend::start_timer() const { return std::make_unique<HostClockTimer>(*this); }
 
 std::unique_ptr<DeviceTimer> start_event_timer(const Backend& backend) {
-#if CPT_HAS_GENERIC_EVENT_TIMING
   return std::make_unique<EventTimer>(backend.device());
-#else
-  return backend.Backend::start_timer();
-#endif
 }
 
 }  // namespace cpt::backend

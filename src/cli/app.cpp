@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "commands.h"
-#include "cpt/backend/cpu_blas.h"
+#include "cpt/backend/cpu_threads.h"
 #include "cpt/common/error.h"
 #include "cpt/common/log.h"
 #include "cpt/dist/env.h"
@@ -46,14 +46,13 @@ int run(int argc, char** argv) {
       return kExitBadInput;
     }
 
-    // The commands that run the model set the CPU threading first (it may
-    // re-execute the program); the others start faster without.
+    // The commands that run the model set their CPU threads first.
     bool runs_model = !top_train->config.empty();
     for (const Command& command : commands) {
       const std::string name = command.app->get_name();
       runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate");
     }
-    if (runs_model) backend::configure_cpu_threads(argv);
+    if (runs_model) backend::configure_cpu_threads();
 
     init_logging(log_level, dist::launch_env_from_environment().rank);
     if (runs_model) spdlog::debug("{}", backend::describe_cpu_threads());

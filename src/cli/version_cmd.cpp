@@ -29,7 +29,9 @@ Command add_version_command(CLI::App& parent) {
             if (*json) {
               nlohmann::ordered_json out = {{"version", CPT_VERSION},      {"git", CPT_GIT_DESCRIBE},
                                             {"build_type", CPT_BUILD_TYPE}, {"libtorch", info.torch_version},
-                                            {"cuda_built", info.cuda_built}, {"cuda_devices", info.cuda_devices},
+                                            {"cuda_built", info.cuda_built}, {"cuda", info.cuda_version},
+                                            {"cudnn", info.cudnn_version}, {"nccl", dist::nccl_version()},
+                                            {"cuda_devices", info.cuda_devices},
                                             {"cpu_threads", info.cpu_threads},
                                             {"process_groups", dist::built_process_groups()}};
               for (const auto& b : found) {
@@ -39,14 +41,16 @@ Command add_version_command(CLI::App& parent) {
               return kExitOk;
             }
             std::printf("cpt-train %s (git %s, %s build)\n", CPT_VERSION, CPT_GIT_DESCRIBE, CPT_BUILD_TYPE);
-            std::printf("LibTorch %s, %s, %d CPU threads\n", info.torch_version.c_str(),
-                        info.cuda_built ? fmt::format("CUDA build, {} device(s)", info.cuda_devices).c_str()
-                                        : "CPU-only build",
+            std::string cuda = "CPU-only build";
+            if (info.cuda_built) {
+              cuda = fmt::format("CUDA {}, cuDNN {}, NCCL {} built in; {} CUDA device(s)", info.cuda_version,
+                                 info.cudnn_version.empty() ? "none" : info.cudnn_version,
+                                 dist::nccl_version().empty() ? "none" : dist::nccl_version(), info.cuda_devices);
+            }
+            std::printf("LibTorch %s, %s, %d CPU threads\n", info.torch_version.c_str(), cuda.c_str(),
                         info.cpu_threads);
             std::printf("process groups: %s\n", join(dist::built_process_groups(), ", ").c_str());
-            for (const auto& b : found) {
-              std::printf("%s: %s: %s\n", b.name.c_str(), b.available ? "available" : "not available", b.detail.c_str());
-            }
+            for (const auto& b : found) std::printf("%s\n", backend::describe_availability(b.name).c_str());
             return kExitOk;
           }};
 }

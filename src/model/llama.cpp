@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "cpt/backend/autocast.h"
-#include "cpt/backend/cpu_blas.h"
 
 namespace cpt::model {
 
@@ -22,126 +21,24 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
   return torch::addcmul(x * cos, torch::roll(x, x.size(-1) / 2, -1), sin_signed);
 }
 
-// The attention mask in the form attend() takes, built once per forward and
-// shared by every block. LibTorch >= 2: SDPA's (batch, 1, seq, seq) bool
-// mask, true = attend, or undefined for plain causal (SDPA's is_causal).
-// LibTorch 1.13: an additive bias (0 or -inf) over the grouped scores of
-// attend() below, (heads/kv * seq, seq) for plain causal or
-// (batch * kv, heads/kv * seq, seq) with document masking, in the dtype the
-// scores are computed in.
-torch::Tensor attention_mask(const torch::Tensor& document, int64_t heads, int64_t kv_heads, int64_t seq,
-                             const torch::TensorOptions& options) {
-  // document: (batch, seq) document number of each token, or undefined
-  auto causal = torch::ones({seq, seq}, options.dtype(torch::kBool)).tril();
-  torch::Tensor allowed;  // (batch, 1, seq, seq)
-  if (document.defined()) allowed = (document.unsqueeze(2) == document.unsqueeze(1)).logical_and(causal).unsqueeze(1);
-#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
-  (void)heads, (void)kv_heads;
-  return allowed;
-#else
-  if (!allowed.defined()) allowed = causal.view({1, 1, seq, seq});
-  const int64_t batch = allowed.size(0), group = heads / kv_heads;
-  const auto bias = torch::zeros(allowed.sizes(), options)
-                        .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  if (batch == 1) return bias.view({seq, seq}).repeat({group, 1});
-  return bias.unsqueeze(2).expand({batch, kv_heads, group, seq, seq}).reshape({batch * kv_heads, group * seq, seq});
-#endif
+// The attention mask for document masking: SDPA's (batch, 1, seq, seq)
+// bool mask, true = attend: causal, and within the token's own document.
+torch::Tensor document_attention_mask(const torch::Tensor& document, int64_t seq) {
+  // document: (batch, seq) document number of each token
+  const auto causal = torch::ones({seq, seq}, document.options().dtype(torch::kBool)).tril();
+  return (document.unsqueeze(2) == document.unsqueeze(1)).logical_and(causal).unsqueeze(1);
 }
 
-#if !(defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2)
-// Attention for LibTorch 1.13, which has no fused attention for the CPU,
-// computed one (batch, KV head) item at a time so that the item's scores
-// (heads/kv * seq by seq; 512 KiB at seq 256) stay in cache from the matmul
-// through the mask, the softmax and the matmul with V. Written as whole
-// tensors, the scores are the largest activation of a block and every pass
-// over them waits on memory: the QK^T and PV matmuls (head_dim deep) ran at
-// 60-70 GFLOP/s that way against ~180 for square ones. As flash attention
-// does, backward recomputes each item's probabilities instead of saving
-// them, with rowsum(dP * P) = rowsum(dO * O) computed once for all items.
-struct CachedAttentionFunction : public torch::autograd::Function<CachedAttentionFunction> {
-  // q: (items, group * seq, head_dim), already scaled; k, v: (items, seq,
-  // head_dim); mask: additive, (group * seq, seq) for every item or
-  // (items, group * seq, seq).
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v, const torch::Tensor& mask) {
-    auto out = torch::empty_like(q, torch::MemoryFormat::Contiguous);
-    backend::parallel_over_items(q.size(0), [&](int64_t first, int64_t last) {
-      auto probs = torch::empty({q.size(1), k.size(1)}, q.options());
-      for (int64_t i = first; i < last; ++i) {
-        item_probs(probs, q[i], k[i], mask, i);
-        auto out_i = out[i];
-        at::mm_out(out_i, probs, v[i]);
-      }
-    });
-    ctx->save_for_backward({q, k, v, mask, out});
-    return out;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    torch::NoGradGuard no_grad;
-    const auto saved = ctx->get_saved_variables();
-    const auto &q = saved[0], &k = saved[1], &v = saved[2], &mask = saved[3], &out = saved[4];
-    const auto d_out = grad_outputs[0].contiguous();
-    const auto delta = (d_out * out).sum(-1, /*keepdim=*/true);  // (items, group * seq, 1)
-    auto dq = torch::empty_like(q, torch::MemoryFormat::Contiguous);
-    auto dk = torch::empty_like(k, torch::MemoryFormat::Contiguous);
-    auto dv = torch::empty_like(v, torch::MemoryFormat::Contiguous);
-    backend::parallel_over_items(q.size(0), [&](int64_t first, int64_t last) {
-      auto probs = torch::empty({q.size(1), k.size(1)}, q.options());
-      auto d_scores = torch::empty_like(probs);
-      for (int64_t i = first; i < last; ++i) {
-        item_probs(probs, q[i], k[i], mask, i);
-        auto dq_i = dq[i], dk_i = dk[i], dv_i = dv[i];
-        at::mm_out(dv_i, probs.t(), d_out[i]);
-        at::mm_out(d_scores, d_out[i], v[i].t());
-        d_scores.sub_(delta[i]).mul_(probs);  // softmax backward: P * (dP - rowsum(dP * P))
-        at::mm_out(dq_i, d_scores, k[i]);
-        at::mm_out(dk_i, d_scores.t(), q[i]);
-      }
-    });
-    return {dq, dk, dv, torch::Tensor()};
-  }
-
-  // softmax(q_i k_i^T + mask_i), into `probs`.
-  static void item_probs(torch::Tensor& probs, const torch::Tensor& q, const torch::Tensor& k,
-                         const torch::Tensor& mask, int64_t i) {
-    at::mm_out(probs, q, k.t());
-    probs.add_(mask.dim() == 2 ? mask : mask[i]);
-    at::_softmax_out(probs, probs, -1, /*half_to_float=*/false);  // row by row: safe in place
-  }
-};
-#endif
-
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
-  // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim)
-  const int64_t heads = q.size(1), kv_heads = k.size(1);
-#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
-  // GQA: each KV head serves heads/kv_heads consecutive query heads (HF's repeat_kv).
-  auto k_full = kv_heads == heads ? k : k.repeat_interleave(heads / kv_heads, 1);
-  auto v_full = kv_heads == heads ? v : v.repeat_interleave(heads / kv_heads, 1);
-  if (!mask.defined()) return at::scaled_dot_product_attention(q, k_full, v_full, {}, 0.0, /*is_causal=*/true);
-  return at::scaled_dot_product_attention(q, k_full, v_full, mask, 0.0, /*is_causal=*/false);
-#else
-  // GQA without copying K and V per query head: the heads/kv_heads query
-  // heads that share a KV head (HF's repeat_kv order) are stacked along the
-  // rows of one matrix, which also makes the matmuls larger. The scale goes
-  // on q.
-  const int64_t batch = q.size(0), seq = q.size(2), head_dim = q.size(3), group = heads / kv_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  const auto q_grouped = (q * scale).reshape({batch * kv_heads, group * seq, head_dim});
-  const auto k_grouped = k.reshape({batch * kv_heads, seq, head_dim});
-  const auto v_grouped = v.reshape({batch * kv_heads, seq, head_dim});
-  if (q.scalar_type() == torch::kFloat && k.scalar_type() == torch::kFloat && v.scalar_type() == torch::kFloat) {
-    return CachedAttentionFunction::apply(q_grouped, k_grouped, v_grouped, mask).view({batch, heads, seq, head_dim});
+  // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim).
+  // GQA inside SDPA (enable_gqa): each KV head serves heads/kv_heads
+  // consecutive query heads, HF's repeat_kv order, without copying K and V.
+  // Without a mask SDPA's is_causal picks flash attention where it can.
+  const bool gqa = k.size(1) != q.size(1);
+  if (!mask.defined()) {
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
   }
-  // bf16 autocast: whole-tensor scores, softmax in fp32. (baddbmm, which
-  // would add the mask in the matmul, runs at half bmm's speed here.)
-  auto scores = torch::bmm(q_grouped, k_grouped.transpose(1, 2));
-  scores.add_(mask);
-  const auto probs = torch::softmax(scores.to(torch::kFloat), -1).to(v.scalar_type());
-  return torch::bmm(probs, v_grouped).view({batch, heads, seq, head_dim});
-#endif
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
 }
 
 // RMSNorm with a hand-written backward: autograd of the composed ops
@@ -308,10 +205,7 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
   const auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(tokens.device());  // (batch, seq, head_dim/2)
   const auto freqs_cos = freqs.cos(), freqs_sin = freqs.sin();
   auto h = embed_tokens_(tokens);  // (batch, seq, hidden)
-  const backend::AutocastState autocast = backend::autocast_state(tokens.device().type());
-  const torch::Tensor mask = attention_mask(document_mask ? (pos == 0).cumsum(1) : torch::Tensor(),
-                                            shape_.num_attention_heads, shape_.num_key_value_heads, seq,
-                                            h.options().dtype(autocast.enabled ? autocast.dtype : h.scalar_type()));
+  const torch::Tensor mask = document_mask ? document_attention_mask((pos == 0).cumsum(1), seq) : torch::Tensor();
   const auto cos = torch::cat({freqs_cos, freqs_cos}, -1).unsqueeze(1).to(h.scalar_type());
   const auto sin = torch::cat({-freqs_sin, freqs_sin}, -1).unsqueeze(1).to(h.scalar_type());
   const bool recompute = checkpointing_ && torch::GradMode::is_enabled();

@@ -16,7 +16,10 @@ struct DataParallel::Buckets {
   std::vector<int> expected, ready;
   size_t next_to_start = 0;
   std::vector<dist::Pending> pending;
-  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+  // The accumulator is held as grad_accumulator() returns it: a
+  // c10::intrusive_ptr<Node> from LibTorch 2.13, a std::shared_ptr before.
+  using Accumulator = decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()));
+  std::vector<std::pair<Accumulator, uintptr_t>> hooks;
 };
 
 namespace {

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "cpt/backend/torch_features.h"
 #include "cpt/common/error.h"
 
 namespace cpt::train {
@@ -25,40 +24,25 @@ torch::Tensor part(const ParamSlice& slice, const torch::Tensor& t) {
 
 }  // namespace
 
-AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config, AdamWKernel kernel)
-    : slices_(std::move(slices)), config_(config), kernel_(kernel) {
+AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config)
+    : slices_(std::move(slices)), config_(config) {
   torch::NoGradGuard no_grad;
   for (const auto& slice : slices_) {
     exp_avg_.push_back(torch::zeros_like(part(slice, slice.param.detach()), torch::MemoryFormat::Contiguous));
     exp_avg_sq_.push_back(torch::zeros_like(exp_avg_.back()));
   }
-  if (kernel_ == AdamWKernel::kFused && !fused_built()) {
-    throw std::invalid_argument(fmt::format("AdamW: LibTorch {} has no _fused_adamw_", TORCH_VERSION));
-  }
-  if (kernel_ == AdamWKernel::kFused && !slices_.empty()) {
+  if (!slices_.empty()) {
     step_count_vector_ = torch::zeros({static_cast<int64_t>(slices_.size())},
                                      torch::TensorOptions().dtype(torch::kFloat).device(slices_[0].param.device()));
     for (int64_t i = 0; i < step_count_vector_.size(0); ++i) step_counts_.push_back(step_count_vector_[i]);
   }
 }
 
-AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config, AdamWKernel kernel)
-    : AdamW(whole(parameters), config, kernel) {}
-
-bool AdamW::fused_built() { return CPT_HAS_FUSED_ADAMW_OP; }
+AdamW::AdamW(const NamedTensors& parameters, const OptimizerConfig& config) : AdamW(whole(parameters), config) {}
 
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++steps_;
-  if (kernel_ == AdamWKernel::kFused) {
-    step_fused(lr);
-  } else {
-    step_foreach(lr);
-  }
-}
-
-void AdamW::step_fused(double lr) {
-#if CPT_HAS_FUSED_ADAMW_OP
   if (step_counts_.empty()) return;
   step_count_vector_.fill_(static_cast<double>(steps_));
   // Two calls: matrices with weight decay, the rest (norms) without.
@@ -82,41 +66,6 @@ void AdamW::step_fused(double lr) {
                       config_.betas[0], config_.betas[1], decayed ? config_.weight_decay : 0.0, config_.eps,
                       /*amsgrad=*/false, /*maximize=*/false);
   }
-#else
-  (void)lr;  // unreachable: the constructor refuses kFused without the kernel
-#endif
-}
-
-void AdamW::step_foreach(double lr) {
-  const double beta1 = config_.betas[0], beta2 = config_.betas[1];
-  const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(steps_));
-  const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(steps_));
-  const double step_size = lr / correction1;
-  const double correction2_sqrt = std::sqrt(correction2);
-  // One list per operand, so each update below is one multi-tensor call
-  // (torch.optim.AdamW's foreach form): a handful of kernel launches for
-  // the whole model on a GPU instead of several per parameter.
-  std::vector<torch::Tensor> params, decayed, grads, exp_avg, exp_avg_sq;
-  for (size_t i = 0; i < slices_.size(); ++i) {
-    const ParamSlice& slice = slices_[i];
-    if (!slice.param.grad().defined()) continue;
-    params.push_back(part(slice, slice.param.detach()));
-    grads.push_back(part(slice, slice.param.grad()));
-    exp_avg.push_back(exp_avg_[i]);
-    exp_avg_sq.push_back(exp_avg_sq_[i]);
-    // Decoupled decay, on matrices only: norms and (absent) biases are not decayed.
-    if (slice.param.dim() >= 2) decayed.push_back(params.back());
-  }
-  if (params.empty()) return;
-  if (config_.weight_decay != 0 && !decayed.empty()) at::_foreach_mul_(decayed, 1.0 - lr * config_.weight_decay);
-  at::_foreach_mul_(exp_avg, beta1);
-  at::_foreach_add_(exp_avg, grads, 1.0 - beta1);
-  at::_foreach_mul_(exp_avg_sq, beta2);
-  at::_foreach_addcmul_(exp_avg_sq, grads, grads, 1.0 - beta2);
-  std::vector<torch::Tensor> denom = at::_foreach_sqrt(exp_avg_sq);
-  at::_foreach_div_(denom, correction2_sqrt);
-  at::_foreach_add_(denom, config_.eps);
-  at::_foreach_addcdiv_(params, exp_avg, denom, -step_size);
 }
 
 std::vector<MomentSlice> AdamW::state() const {

@@ -194,6 +194,10 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
 
   const std::unique_ptr<backend::Backend> device = backend::select_backend(c.backend, env.local_rank);
+  if (c.distributed.backend == "nccl" && device->process_group_backend() != "nccl") {
+    throw InputError(fmt::format("{}: distributed.backend nccl needs the cuda backend, but this run is on {} ({})",
+                                 loaded.source, device->name(), backend::describe_availability("cuda")));
+  }
   const bool bf16_autocast = c.train.precision == "bf16" && device->supports_bf16();
   if (c.train.precision == "bf16" && !bf16_autocast) {
     spdlog::warn("train.precision bf16: this {} has no fast bf16 (on a CPU: no AVX-512); training in fp32",
@@ -216,11 +220,9 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, process_group);
   DataParallel replicas(*group, parameters, c.distributed.zero1,
                         static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024));
-  AdamW optimizer(replicas.owned_slices(), c.optimizer,
-                  device->has_fused_adamw() ? AdamWKernel::kFused : AdamWKernel::kForeach);
+  AdamW optimizer(replicas.owned_slices(), c.optimizer);
   if (leader) {
-    spdlog::info("device {}, {}, AdamW {}", device->device().str(), bf16_autocast ? "bf16 autocast" : "fp32",
-                 optimizer.kernel() == AdamWKernel::kFused ? "fused" : "foreach");
+    spdlog::info("device {}, {}, AdamW fused", device->device().str(), bf16_autocast ? "bf16 autocast" : "fp32");
   }
 
   TrainerState state;

@@ -49,9 +49,6 @@ class Backend {
   // A host tensor on the device: through pinned memory and a non-blocking
   // copy where the device has them; the same tensor on the CPU.
   virtual at::Tensor to_device(const at::Tensor& host) const = 0;
-  // Whether this LibTorch has a fused AdamW kernel (_fused_adamw_) for this
-  // device; the trainer uses it where it has.
-  virtual bool has_fused_adamw() const = 0;
   // Starts timing the work queued from now on. This default synchronises
   // and uses the host clock.
   virtual std::unique_ptr<DeviceTimer> start_timer() const;
@@ -66,6 +63,10 @@ struct Availability {
 
 // Every registered backend, in the table's order.
 std::vector<Availability> probe_backends();
+
+// "<name>: available: <detail>" or "<name>: not available: <why>", as
+// `cpt-train version --backends` prints it.
+std::string describe_availability(const std::string& name);
 
 // The backend `name` (auto | a registered name) for the process with
 // `local_rank`. auto = CUDA when present, else CPU. Throws InputError for

@@ -32,6 +32,9 @@ class Pending {
 // found nccl.h.
 std::vector<std::string> built_process_groups();
 
+// The NCCL version this build's LibTorch carries ("2.30.7"); empty without NCCL.
+std::string nccl_version();
+
 class ProcessGroup {
  public:
   virtual ~ProcessGroup() = default;
