@@ -1,50 +1,44 @@
-"""Python PyTorch eager baseline for scripts/bench-train.sh: the same Llama
-math (tests/model/hf_llama_reference.py), AdamW and clipping, on random
-tokens of the same shapes. Prints tokens/s over the timed steps.
+"""Python PyTorch eager baseline for scripts/bench-train.sh: transformers'
+LlamaForCausalLM (SDPA attention) of the same shape, torch's fused AdamW and
+clipping, on random tokens, with the same torch wheel cpt-train links.
+Prints tokens/s of the median timed step.
 
-Usage: train_reference.py HIDDEN INTERMEDIATE LAYERS HEADS KV VOCAB SEQ MICRO ACCUM STEPS
+Usage: train_reference.py HIDDEN INTERMEDIATE LAYERS HEADS KV VOCAB SEQ MICRO ACCUM STEPS [bf16]
 """
-import math
-import os
-import sys
 import statistics
+import sys
 import time
 
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "model"))
-import hf_llama_reference as ref  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM
 
 
 def main():
     d, f, layers, heads, kv, vocab, seq, micro, accum, steps = (int(x) for x in sys.argv[1:11])
-    cfg = {"hidden_size": d, "num_attention_heads": heads, "num_key_value_heads": kv, "rms_norm_eps": 1e-5,
-           "rope_theta": 10000.0, "num_hidden_layers": layers}
-    hd = d // heads
+    bf16 = len(sys.argv) > 11 and sys.argv[11] == "bf16"
     torch.manual_seed(0)
-    shapes = {"model.embed_tokens.weight": (vocab, d), "model.norm.weight": (d,), "lm_head.weight": (vocab, d)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        shapes.update({p + "self_attn.q_proj.weight": (heads * hd, d), p + "self_attn.k_proj.weight": (kv * hd, d),
-                       p + "self_attn.v_proj.weight": (kv * hd, d), p + "self_attn.o_proj.weight": (d, heads * hd),
-                       p + "mlp.gate_proj.weight": (f, d), p + "mlp.up_proj.weight": (f, d),
-                       p + "mlp.down_proj.weight": (d, f), p + "input_layernorm.weight": (d,),
-                       p + "post_attention_layernorm.weight": (d,)})
-    w = {k: (torch.randn(s) * 0.02 if len(s) == 2 else torch.ones(s)).requires_grad_(True) for k, s in shapes.items()}
-    decay = [t for t in w.values() if t.dim() >= 2]
-    rest = [t for t in w.values() if t.dim() < 2]
+    config = LlamaConfig(hidden_size=d, intermediate_size=f, num_hidden_layers=layers, num_attention_heads=heads,
+                         num_key_value_heads=kv, vocab_size=vocab, max_position_embeddings=seq, rms_norm_eps=1e-5,
+                         rope_theta=10000.0, tie_word_embeddings=False, attn_implementation="sdpa")
+    model = LlamaForCausalLM(config).train()
+    params = list(model.parameters())
+    decay = [t for t in params if t.dim() >= 2]
+    rest = [t for t in params if t.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8, fused=True)
+
     def step():
         opt.zero_grad(set_to_none=True)
         for _ in range(accum):
             tokens = torch.randint(0, vocab, (micro, seq))
             targets = torch.randint(0, vocab, (micro, seq))
-            logits = ref.forward(w, cfg, tokens)
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), targets.view(-1)) / accum
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=tokens).logits
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, vocab), targets.view(-1)) / accum
             loss.backward()
-        torch.nn.utils.clip_grad_norm_(list(w.values()), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+
     step()  # warm up
     # The median step, as for cpt-train: one stall on a shared machine
     # does not move it.

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # CPU training numbers, each against a baseline measured in the same run:
-#   tokens/s of cpt-train vs Python PyTorch eager (python3-torch) on the same
-#   model, batch, AdamW and clipping                                  goal >= 1.0x
+#   tokens/s of cpt-train vs Python PyTorch eager (the venv's torch, the wheel cpt-train links) on the same
+#   model, batch, AdamW and clipping, fp32 and bf16                   goal >= 1.5x
 #   MFU against this machine's fp32 matmul FLOP/s (cpt-train measures it) goal >= 0.7
 # for the tiny config and a ~100M-parameter one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x build/cpt-train ]] || scripts/build.sh >/dev/null
+python=${CPT_VENV:-$HOME/.cache/cpt-train/venv}/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Random shards: the speed does not depend on the text.
-/usr/bin/python3 - "$work" <<'PY'
+"$python" - "$work" <<'PY'
 import struct, sys, numpy as np
 work = sys.argv[1]
 rng = np.random.default_rng(0)
@@ -26,27 +27,29 @@ with open(f"{work}/random.idx", "wb") as f:
     f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
 PY
 
-printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.0) | MFU vs fp32 matmul (goal >= 0.7) |\n| --- | --- | --- | --- | --- |\n'
-bench() {  # name hidden inter layers heads kv vocab seq micro accum steps
-  local name=$1 d=$2 f=$3 l=$4 h=$5 kv=$6 v=$7 seq=$8 micro=$9 accum=${10} steps=${11}
+printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.5) | MFU vs fp32 matmul (goal >= 0.7; bf16 rows exceed 1) |\n| --- | --- | --- | --- | --- |\n'
+bench() {  # name hidden inter layers heads kv vocab seq micro accum steps precision
+  local name="$1 ${12}" d=$2 f=$3 l=$4 h=$5 kv=$6 v=$7 seq=$8 micro=$9 accum=${10} steps=${11} precision=${12}
   local out="$work/$name"
   build/cpt-train --log-level warn --config configs/tiny.yaml --set run.output_dir="$out" \
     --set "model={preset: tiny, hidden_size: $d, intermediate_size: $f, num_hidden_layers: $l, num_attention_heads: $h, num_key_value_heads: $kv, vocab_size: $v}" \
     --set tokenizer= --set "data.sources=[{name: random, prefix: $work/random}]" --set data.eval=[] --set data.seq_len=$seq \
     --set train.global_batch_size=$((micro * accum)) --set train.micro_batch_size=$micro --set train.steps=$((steps + 1)) \
     --set schedule.warmup_steps=1 --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 \
-    --set checkpoint.keep_last=1 >/dev/null
+    --set checkpoint.keep_last=1 --set train.precision=$precision >/dev/null
   # Skip the first step (warm-up); the median of the rest, as for the
   # baseline, so that one stall on a shared machine does not move it.
-  read -r ours mfu < <(/usr/bin/python3 -c "
+  read -r ours mfu < <("$python" -c "
 import json, statistics
 rows = [json.loads(l) for l in open('$out/metrics.jsonl')][1:]
 print(statistics.median(r['tokens_per_s'] for r in rows), statistics.median(r['mfu'] for r in rows))")
-  theirs=$(/usr/bin/python3 bench/train_reference.py "$d" "$f" "$l" "$h" "$kv" "$v" "$seq" "$micro" "$accum" "$steps")
+  theirs=$("$python" bench/train_reference.py "$d" "$f" "$l" "$h" "$kv" "$v" "$seq" "$micro" "$accum" "$steps" "$precision")
   printf '| %s | %.0f | %.0f | %.2fx | %.2f |\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu"
 }
-bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 10
-bench "~100M" 768 2048 12 12 12 8192 256 4 1 4
+for precision in fp32 bf16; do
+  bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 10 $precision
+  bench "~100M" 768 2048 12 12 12 8192 256 4 1 4 $precision
+done
 
 echo
 echo "## checkpoint save vs raw sequential write, ~97M-parameter model"

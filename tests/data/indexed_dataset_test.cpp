@@ -15,7 +15,7 @@
 namespace cpt::data {
 namespace {
 
-const std::string kReference = std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/data/megatron_reference.py";
+const std::string kReference = std::string(CPT_PYTHON " ") + CPT_SOURCE_DIR + "/tests/data/megatron_reference.py";
 
 std::vector<int64_t> all_tokens(const IndexedDataset& d) {
   std::vector<int64_t> out(static_cast<size_t>(d.tokens()));

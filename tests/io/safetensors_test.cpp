@@ -86,7 +86,7 @@ print(json.dumps({
   "meta": header["__metadata__"]}))
 )";
   const std::string py = dir.write("read.py", script);
-  const testing::CommandResult r = testing::run_command("/usr/bin/python3 " + py + " " + path);
+  const testing::CommandResult r = testing::run_command(std::string(CPT_PYTHON " ") + py + " " + path);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto json = nlohmann::json::parse(r.out);
   EXPECT_EQ(json["x"][5], 1e-3f);

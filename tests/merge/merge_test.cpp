@@ -50,7 +50,7 @@ void expect_reference(const Models& m, nlohmann::json spec) {
   ASSERT_TRUE(testing::python_has("numpy"));
   const std::string path = m.dir.write("spec-" + std::to_string(++m.count_) + ".json", spec.dump());
   const testing::CommandResult r = testing::run_command(
-      std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
+      std::string(CPT_PYTHON " ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
@@ -177,7 +177,7 @@ TEST(Merge, TiesOnBf16ModelsBreaksTiesAtTheCutLikeAStableSort) {
                                {"weights", {0.7, 0.3}}, {"densities", {0.5, 0.25}}, {"normalize", true}};
   const std::string path = dir.write("spec.json", spec.dump());
   const testing::CommandResult r = testing::run_command(
-      std::string("/usr/bin/python3 ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
+      std::string(CPT_PYTHON " ") + CPT_SOURCE_DIR + "/tests/merge/merge_reference.py " + path);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 

@@ -27,7 +27,7 @@ TEST(Shape, ParameterCountMatchesATorchReference) {
   gqa.num_key_value_heads = 2;
   for (const Shape& shape : {find_preset("tiny").shape, gqa, find_preset("llama2-70b").shape}) {
     const std::string command =
-        fmt::format("/usr/bin/python3 {}/tests/model/reference_param_count.py {} {} {} {} {} {}", CPT_SOURCE_DIR,
+        fmt::format(CPT_PYTHON " {}/tests/model/reference_param_count.py {} {} {} {} {} {}", CPT_SOURCE_DIR,
                     shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers, shape.num_attention_heads,
                     shape.num_key_value_heads, shape.vocab_size);
     const testing::CommandResult result = testing::run_command(command);

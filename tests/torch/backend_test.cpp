@@ -33,7 +33,7 @@ TEST(Backend, TheTableListsCpuCudaAndNeuron) {
   EXPECT_TRUE(all[0].available);
   EXPECT_EQ(all[1].name, "cuda");
   EXPECT_FALSE(all[1].available) << "this machine has no GPU";
-  EXPECT_EQ(all[1].detail, "this build links a CPU-only LibTorch (scripts/build-cuda.sh builds against a CUDA one)");
+  EXPECT_EQ(all[1].detail, "no CUDA device (none visible to the driver, or CUDA_VISIBLE_DEVICES hides them)");
   EXPECT_EQ(all[2].name, "neuron");
   EXPECT_FALSE(all[2].available);
 }
@@ -50,8 +50,8 @@ TEST(Backend, AutoIsTheCpuHereAndDescribesIt) {
 TEST(Backend, UnknownAndUnavailableNamesSayWhy) {
   EXPECT_EQ(message_of("tpu"), "backend 'tpu' is not registered; valid: auto, cpu, cuda, neuron");
   EXPECT_EQ(message_of("cuda"),
-            "backend cuda is not available: this build links a CPU-only LibTorch (scripts/build-cuda.sh builds "
-            "against a CUDA one); available here: cpu");
+            "backend cuda is not available: no CUDA device (none visible to the driver, or CUDA_VISIBLE_DEVICES "
+            "hides them); available here: cpu");
   const std::string neuron = message_of("neuron");
   EXPECT_EQ(neuron.rfind("backend neuron is not available: the Neuron runtime libnrt.so.1 is not installed", 0), 0u)
       << neuron;

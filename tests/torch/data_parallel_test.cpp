@@ -141,17 +141,20 @@ TEST(DataParallel, Zero1CheckpointResumesOnOneAndOnFourRanks) {
   }
 }
 
-// A CPU build has no NCCL: asking for it is one clear line and exit 2 on
-// every rank, before any rendezvous, and `version` says which groups exist.
-TEST(DataParallel, NcclWithoutNcclInTheBuildIsAClearError) {
+// The build has NCCL, but NCCL needs GPUs: without one, asking for it is
+// one clear line and exit 2 on every rank, before any rendezvous.
+TEST(DataParallel, NcclWithoutAGpuIsAClearError) {
   const CommandResult version = testing::run_command(fmt::format("{} version", CPT_BINARY));
   ASSERT_EQ(version.exit_code, 0);
-  ASSERT_NE(version.out.find("process groups: gloo\n"), std::string::npos) << version.out;
+  ASSERT_NE(version.out.find("process groups: gloo, nccl\n"), std::string::npos) << version.out;
   SmallRun run;
   const auto ranks = run.train_ranks(2, run.dir.file("out"), "--set distributed.backend=nccl");
   for (const auto& r : ranks) {
     EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_NE(r.err.find("distributed.backend nccl: this build has no NCCL"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("distributed.backend nccl needs the cuda backend, but this run is on cpu (cuda: not "
+                         "available: no CUDA device"),
+              std::string::npos)
+        << r.err;
   }
 }
 

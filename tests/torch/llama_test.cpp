@@ -1,5 +1,5 @@
-// The Llama decoder against an independent python3-torch implementation of
-// Hugging Face's math, through the checkpoint this project writes.
+// The Llama decoder against Hugging Face transformers' LlamaForCausalLM,
+// which loads the checkpoint this project writes.
 
 #include "cpt/model/llama.h"
 
@@ -41,8 +41,8 @@ TEST(Llama, ParameterNamesAreHuggingFacesAndCountMatchesTheFormula) {
   EXPECT_EQ(llama->named_parameters()["model.layers.0.self_attn.k_proj.weight"].sizes(), (std::vector<int64_t>{16, 64}));
 }
 
-TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
-  ASSERT_TRUE(testing::python_has("torch"));
+TEST(Llama, TransformersLoadsOurCheckpointWithEveryKeyAndGivesOurLogits) {
+  ASSERT_TRUE(testing::python_has("transformers"));
   testing::TempDir dir;
   const Shape shape = testing::small_gqa_shape();
   Llama written(shape);
@@ -68,7 +68,7 @@ TEST(Llama, LogitsMatchAnIndependentHfImplementationThroughOurCheckpoint) {
   }
   const std::string out = dir.file("reference.f32");
   const testing::CommandResult r = testing::run_command(
-      fmt::format("/usr/bin/python3 {}/tests/model/hf_llama_reference.py {} '{}' {}", CPT_SOURCE_DIR, dir.path(),
+      fmt::format(CPT_PYTHON " {}/tests/model/transformers_llama.py {} '{}' {}", CPT_SOURCE_DIR, dir.path(),
                   nlohmann::json(rows).dump(), out));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string bytes = testing::read_file(out);

@@ -1,5 +1,5 @@
-"""Training steps with python3-torch's own AdamW and clip_grad_norm_, on the
-independent HF Llama math of tests/model/hf_llama_reference.py.
+"""Training steps of transformers' LlamaForCausalLM (loaded from our
+checkpoint) with torch's own AdamW and clip_grad_norm_.
 
 Usage: adamw_reference.py MODEL_DIR SPEC.json
 SPEC: {"micro_batches": [{"tokens": [[...]], "targets": [[...]]}, ...],
@@ -7,22 +7,23 @@ SPEC: {"micro_batches": [{"tokens": [[...]], "targets": [[...]]}, ...],
 Prints {"losses": [...], "grad_norms": [...]}.
 """
 import json
-import os
 import sys
 
 import torch
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "model"))
-import hf_llama_reference as ref  # noqa: E402
+from transformers import LlamaForCausalLM
 
 
 def main():
     model_dir, spec_path = sys.argv[1:3]
     spec = json.load(open(spec_path))
-    cfg = json.load(open(os.path.join(model_dir, "config.json")))
-    w = {k: v.clone().requires_grad_(True) for k, v in ref.load(model_dir).items()}
-    decay = [t for t in w.values() if t.dim() >= 2]
-    no_decay = [t for t in w.values() if t.dim() < 2]
+    model, info = LlamaForCausalLM.from_pretrained(
+        model_dir, torch_dtype=torch.float32, output_loading_info=True, attn_implementation="eager")
+    if any(info.values()):
+        sys.exit(f"transformers could not load {model_dir} cleanly: {info}")
+    model.train()
+    params = list(model.parameters())
+    decay = [t for t in params if t.dim() >= 2]
+    no_decay = [t for t in params if t.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": spec["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
         lr=spec["lrs"][0], betas=tuple(spec["betas"]), eps=spec["eps"], foreach=False)
@@ -35,12 +36,12 @@ def main():
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
         for tokens, targets in batches:
-            logits = ref.forward(w, cfg, tokens)
+            logits = model(input_ids=tokens).logits.float()
             loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
             share = targets.numel() / total
             (loss * share).backward()
             step_loss += loss.item() * share
-        norm = torch.nn.utils.clip_grad_norm_(list(w.values()), spec["grad_clip"])
+        norm = torch.nn.utils.clip_grad_norm_(params, spec["grad_clip"])
         optimizer.step()
         losses.append(step_loss)
         norms.append(float(norm))
