@@ -4,7 +4,10 @@
 #  2. a Python venv outside the checkout, ${CPT_VENV:-$HOME/.cache/cpt-train/venv},
 #     holding PyPI's CUDA 13.0 LibTorch (the torch wheel) and the real tools
 #     the tests check against (transformers, safetensors, mergekit,
-#     megatron-core), every package pinned in scripts/requirements.txt.
+#     megatron-core), every package pinned in scripts/requirements.txt;
+#  3. the headers of the oldest supported LibTorch (2.11.0, pinned in
+#     scripts/requirements-oldest-torch.txt) in $CPT_VENV/oldest-torch, for
+#     scripts/check-torch-headers.sh.
 # Idempotent: a second run installs and downloads nothing. Run as root or
 # with sudo available. The CUDA 13.0 toolkit (nvcc) must be installed: the
 # CUDA wheel's CMake config enables the CUDA language even for host code.
@@ -58,14 +61,41 @@ want=$(sha256sum "$requirements" | cut -d' ' -f1)
 stamp=$venv/.cpt-requirements.sha256
 if [[ -f $stamp && $(cat "$stamp") == "$want" && -x $venv/bin/python ]]; then
   echo "setup: venv $venv is up to date"
-  exit 0
+else
+  if [[ ! -x $venv/bin/python ]]; then
+    echo "setup: making the venv $venv"
+    /usr/bin/python3 -m venv "$venv"
+  fi
+  echo "setup: installing $(grep -c '==' "$requirements") pinned Python packages into $venv (torch, transformers, mergekit, ...)"
+  start=$(date +%s)
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
+  echo "$want" >"$stamp"
+  echo "setup: venv ready in $(($(date +%s) - start)) s: $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)')"
 fi
-if [[ ! -x $venv/bin/python ]]; then
-  echo "setup: making the venv $venv"
-  /usr/bin/python3 -m venv "$venv"
+
+# Only the headers of the oldest torch are kept (62 MB of a 530 MB wheel).
+oldest=$venv/oldest-torch
+oldest_requirements=scripts/requirements-oldest-torch.txt
+want=$(sha256sum "$oldest_requirements" | cut -d' ' -f1)
+if [[ -f $oldest/.stamp && $(cat "$oldest/.stamp") == "$want" ]]; then
+  echo "setup: $(cat "$oldest/version") headers in $oldest are up to date"
+else
+  rm -rf "$oldest"
+  mkdir -p "$oldest/download"
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-input --no-deps --require-hashes \
+    -r "$oldest_requirements" -d "$oldest/download"
+  "$venv/bin/python" - "$oldest" <<'PY'
+import glob, sys, zipfile
+root = sys.argv[1]
+with zipfile.ZipFile(glob.glob(root + "/download/torch-*.whl")[0]) as wheel:
+    for name in wheel.namelist():
+        if name.startswith("torch/include/") or name == "torch/version.py":
+            wheel.extract(name, root)
+version = {}
+exec(open(root + "/torch/version.py").read(), version)
+open(root + "/version", "w").write("torch " + version["__version__"] + "\n")
+PY
+  rm -rf "$oldest/download"
+  echo "$want" >"$oldest/.stamp"
+  echo "setup: unpacked the $(cat "$oldest/version") headers into $oldest"
 fi
-echo "setup: installing $(grep -c '==' "$requirements") pinned Python packages into $venv (torch, transformers, mergekit, ...)"
-start=$(date +%s)
-"$venv/bin/pip" install --quiet --disable-pip-version-check --no-input -r "$requirements"
-echo "$want" >"$stamp"
-echo "setup: venv ready in $(($(date +%s) - start)) s: $("$venv/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)')"

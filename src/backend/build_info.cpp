@@ -1,10 +1,11 @@
 #include "cpt/backend/build_info.h"
 
+#include "cpt/backend/torch_features.h"
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
-#include <torch/version.h>
 
 #include <fmt/format.h>
 
@@ -12,7 +13,7 @@ namespace cpt::backend {
 
 BuildInfo build_info() {
   BuildInfo info;
-  info.torch_version = TORCH_VERSION;
+  info.torch_version = kTorchVersion;
   // hasCUDART: libtorch_cuda is loaded (hasCUDA would also need a device).
   info.cuda_built = at::detail::getCUDAHooks().hasCUDART();
   if (info.cuda_built) {

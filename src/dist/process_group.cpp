@@ -34,6 +34,10 @@ class LocalGroup final : public ProcessGroup {
   LocalGroup() : ProcessGroup(0, 1) {}
   std::string backend_name() const override { return "local"; }
   Pending all_reduce_sum(at::Tensor) override { return {}; }
+  Pending reduce_scatter_sum(at::Tensor output, const at::Tensor& input) override {
+    output.copy_(input.view_as(output));
+    return {};
+  }
   void all_gather(const at::Tensor& local, std::vector<at::Tensor> outputs) override { outputs.at(0).copy_(local); }
   void barrier() override {}
 };
@@ -49,13 +53,10 @@ c10::intrusive_ptr<c10d::Store> connect_store(const LaunchEnv& env, const Config
   return c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
 }
 
-// A c10d process group (Gloo, or NCCL in a CUDA build) behind the
-// trainer's collectives. In LibTorch 1.13 c10d's groups are ProcessGroups
-// and their work a ProcessGroup::Work; in 2.x Backends and c10d::Work. The
-// calls below are the same in both, so `auto` and the template are the
-// whole adapter. NCCL takes device tensors only: the few host scalars the
-// trainer reduces (the loss, the stop flag, eval sums) travel through the
-// group's device.
+// A c10d backend (ProcessGroupGloo, or ProcessGroupNCCL in a CUDA build)
+// behind the trainer's collectives. NCCL takes device tensors only: the few
+// host scalars the trainer reduces (the loss, the stop flag, eval sums)
+// travel through the group's device.
 template <class C10dGroup>
 class C10dProcessGroup final : public ProcessGroup {
  public:
@@ -87,6 +88,20 @@ class C10dProcessGroup final : public ProcessGroup {
     return Pending([reduce, tensor, staged]() mutable {
       reduce.wait();
       tensor.copy_(staged);
+    });
+  }
+
+  // The list form of reduce_scatter: Gloo and NCCL both implement it from
+  // 2.11 on (the single-tensor form was renamed in 2.14).
+  Pending reduce_scatter_sum(at::Tensor output, const at::Tensor& input) override {
+    at::Tensor staged = staged_on_device(output);
+    std::vector<at::Tensor> outputs{staged};
+    std::vector<std::vector<at::Tensor>> inputs{staged_on_device(input).view({-1}).chunk(size())};
+    Pending scatter = guard("reduce-scatter", [&] { return group_->reduce_scatter(outputs, inputs); });
+    if (staged.is_same(output)) return scatter;
+    return Pending([scatter, output, staged]() mutable {
+      scatter.wait();
+      output.copy_(staged);
     });
   }
 

@@ -49,6 +49,8 @@ nlohmann::json llama_config_json(const model::Shape& s, Dtype dtype) {
           {"attention_bias", false},
           {"bos_token_id", 1},
           {"eos_token_id", 2},
+          // transformers 5 reads "dtype", 4.x "torch_dtype".
+          {"dtype", torch_dtype_name(dtype)},
           {"torch_dtype", torch_dtype_name(dtype)}};
 }
 

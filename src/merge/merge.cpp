@@ -103,9 +103,10 @@ class Planner {
     }
     std::vector<PlannedTensor> out;
     const io::HfModel& first = open(slices.front().sources.front().model);
-    // Embeddings come before the layers and take the first slice's sources
-    // at t = 0; everything else outside the layers comes after, from the
-    // last slice at t = 1, as mergekit plans them.
+    // Embeddings come before the layers and take the first slice's sources;
+    // everything else outside the layers comes after, from the last slice.
+    // Both read gradient parameters at t = 0, as mergekit 0.1.5 plans them
+    // (its module-level ConfigReader), not at the end of the gradient.
     for (const auto& name : first.tensor_names()) {
       if (parse_layer(name).layer < 0 && !ignored(name) && name.find("embed_tokens") != std::string::npos) {
         out.push_back(plan_tensor(slices.front(), name, std::vector<std::string>(slices.front().sources.size(), name), 0.0));
@@ -136,7 +137,7 @@ class Planner {
     layers_out_ = out_layer;
     for (const auto& name : open(slices.back().sources.front().model).tensor_names()) {
       if (parse_layer(name).layer < 0 && !ignored(name) && name.find("embed_tokens") == std::string::npos) {
-        out.push_back(plan_tensor(slices.back(), name, std::vector<std::string>(slices.back().sources.size(), name), 1.0));
+        out.push_back(plan_tensor(slices.back(), name, std::vector<std::string>(slices.back().sources.size(), name), 0.0));
       }
     }
     base_dir_ = base_for(slices.front()).empty() ? slices.front().sources.front().model : base_for(slices.front());

@@ -186,12 +186,16 @@ void slerp(const MergeTask& task, const ChunkSink& sink, int threads) {
   });
 }
 
-// Membership in the lowest r ranks of |delta| in ascending order, ties broken
-// by index: value < cut, or value == cut at an index <= last_equal.
+// Membership in the lowest r ranks of |delta| in ascending order: value <
+// cut, or value == cut at an index in [first_equal, last_equal]. Equal values
+// rank by index, lowest first (a prefix of the equal ones falls below the
+// cut), or highest first (a suffix falls below) — see CutRequest.
 struct RankCut {
   float value = std::numeric_limits<float>::infinity();
-  int64_t last_equal = -1;
-  bool below(float v, int64_t index) const { return v < value || (v == value && index <= last_equal); }
+  int64_t first_equal = 0, last_equal = -1;
+  bool below(float v, int64_t index) const {
+    return v < value || (v == value && index >= first_equal && index <= last_equal);
+  }
 };
 
 // Cuts at ascending ranks of |x − base|, for several inputs in the same
@@ -203,6 +207,11 @@ struct CutRequest {
   size_t input;   // index into task.inputs
   int64_t rank;   // r: the cut lies below the element of ascending rank r
   RankCut* cut;
+  // Equal values rank highest index first. mergekit's TIES pruning keeps the
+  // first k of a descending argsort (stable: lower index first among equals),
+  // so it drops the highest indices of a tie first; breadcrumbs cuts an
+  // ascending sort, where the lowest indices rank first.
+  bool ties_from_end = false;
 };
 
 void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int threads) {
@@ -283,8 +292,11 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
       const uint32_t u = (high[q] << 16) | bucket;
       std::memcpy(&cut.value, &u, 4);
       int64_t needed = open[q].rank - less[q];  // equal values that still rank below, in index order
-      cut.last_equal = -1;
+      const bool from_end = open[q].ties_from_end;
+      cut.first_equal = from_end ? std::numeric_limits<int64_t>::max() : 0;
+      cut.last_equal = from_end ? std::numeric_limits<int64_t>::max() : -1;
       if (needed == h[bucket]) {
+        cut.first_equal = 0;
         cut.last_equal = std::numeric_limits<int64_t>::max();
         continue;
       }
@@ -303,16 +315,20 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
         for (int64_t i = 0; i < count; ++i) equal += std::fabs(x[i] - b[i]) == value;
         equal_in_chunk[static_cast<size_t>(c)] = equal;
       });
-      int64_t chunk = 0;
-      while (needed > equal_in_chunk[static_cast<size_t>(chunk)]) needed -= equal_in_chunk[static_cast<size_t>(chunk++)];
+      int64_t chunk = from_end ? chunks - 1 : 0;
+      while (needed > equal_in_chunk[static_cast<size_t>(chunk)]) {
+        needed -= equal_in_chunk[static_cast<size_t>(chunk)];
+        chunk += from_end ? -1 : 1;
+      }
       const int64_t offset = chunk * kChunk;
       const int64_t count = std::min(kChunk, task.numel - offset);
       std::vector<float> x(static_cast<size_t>(count)), b(static_cast<size_t>(count));
       in.read(offset, count, x.data());
       base.read(offset, count, b.data());
-      for (int64_t i = 0; i < count && needed > 0; ++i) {
+      for (int64_t k = 0; k < count && needed > 0; ++k) {
+        const int64_t i = from_end ? count - 1 - k : k;
         if (std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]) == value) {
-          cut.last_equal = offset + i;
+          (from_end ? cut.first_equal : cut.last_equal) = offset + i;
           --needed;
         }
       }
@@ -412,8 +428,9 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
   std::vector<CutRequest> requests;
   for (auto& p : plans) {
     if (p.sparsify != Sparsify::kMagnitude && p.sparsify != Sparsify::kMagnitudeOutliers) continue;
-    requests.push_back({p.input, p.lower_rank, &p.lower});
-    requests.push_back({p.input, p.upper_rank, &p.upper});
+    const bool ties_from_end = p.sparsify == Sparsify::kMagnitude;
+    requests.push_back({p.input, p.lower_rank, &p.lower, ties_from_end});
+    requests.push_back({p.input, p.upper_rank, &p.upper, ties_from_end});
   }
   find_cuts(task, requests, threads);
 
@@ -472,22 +489,29 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
           break;
         default: {
           const float lo = p.lower.value, hi = p.upper.value;
-          const int64_t lo_last = p.lower.last_equal, hi_last = p.upper.last_equal;
-          // Equal values count as below a cut up to its last_equal index. In
-          // index ranges that do not contain a last_equal, each comparison is
-          // either inclusive or exclusive throughout, so the loops stay
-          // branch-free and vectorise even when ties are common (bf16 deltas).
-          auto split = [&](int64_t last) {
-            if (last < offset) return size_t{0};
-            return static_cast<size_t>(std::min<int64_t>(last - offset + 1, count));
+          // Equal values count as below a cut on one side of one index of
+          // the chunk (a prefix or a suffix of it). In index ranges that do
+          // not contain that index, each comparison is either inclusive or
+          // exclusive throughout, so the loops stay branch-free and vectorise
+          // even when ties are common (bf16 deltas). Returns the split and
+          // whether the equal values before it are below the cut.
+          auto split = [&](const RankCut& cut) -> std::pair<size_t, bool> {
+            if (cut.first_equal <= offset) {  // a prefix of the chunk, maybe empty or all of it
+              if (cut.last_equal < offset) return {0, true};
+              return {static_cast<size_t>(std::min<int64_t>(cut.last_equal - offset + 1, count)), true};
+            }
+            return {static_cast<size_t>(std::min<int64_t>(cut.first_equal - offset, count)), false};
           };
-          const size_t lo_split = split(lo_last), hi_split = split(hi_last);
+          const auto [lo_split, lo_below_before] = split(p.lower);
+          const auto [hi_split, hi_below_before] = split(p.upper);
           size_t bounds[4] = {0, std::min(lo_split, hi_split), std::max(lo_split, hi_split), size};
           for (int r = 0; r < 3; ++r) {
             const size_t begin = bounds[r], end = bounds[r + 1];
             if (begin >= end) continue;
-            const bool lo_inclusive = begin >= lo_split;  // equal values past last_equal are kept
-            const bool hi_inclusive = begin < hi_split;   // equal values up to last_equal rank below
+            // Equal values kept at the lower cut: those not below it.
+            const bool lo_inclusive = begin < lo_split ? !lo_below_before : lo_below_before;
+            // Equal values kept at the upper cut: those below it.
+            const bool hi_inclusive = begin < hi_split ? hi_below_before : !hi_below_before;
             if (lo_inclusive && hi_inclusive) {
               keep_between<true, true>(d, b, begin, end, lo, hi, factor);
             } else if (lo_inclusive) {

@@ -77,6 +77,44 @@ Shape read_hf_config(const std::string& path) {
     throw InputError(fmt::format("'{}' sets rope_scaling {}; scaled RoPE is not supported, only plain RoPE", path,
                                  json["rope_scaling"].dump()));
   }
+  // transformers 5 writes RoPE as rope_parameters {rope_theta, rope_type}
+  // (4.x wrote a top-level rope_theta, which 5 still reads).
+  if (json.contains("rope_parameters") && !json["rope_parameters"].is_null()) {
+    const auto& rope = json["rope_parameters"];
+    if (!rope.is_object()) {
+      throw InputError(fmt::format("'{}': rope_parameters is {}, expected an object", path, rope.dump()));
+    }
+    for (const auto& [key, value] : rope.items()) {
+      if (key == "rope_type") {
+        if (value != "default") {
+          throw InputError(fmt::format("'{}' sets rope_parameters.rope_type {}; scaled RoPE is not supported, only "
+                                       "plain RoPE (\"default\")",
+                                       path, value.dump()));
+        }
+      } else if (key == "rope_theta") {
+        if (!value.is_number()) {
+          throw InputError(fmt::format("'{}': rope_parameters.rope_theta is {}, expected a number", path, value.dump()));
+        }
+        if (json.contains("rope_theta") && !json["rope_theta"].is_null() && json["rope_theta"] != value) {
+          throw InputError(fmt::format("'{}': rope_theta {} and rope_parameters.rope_theta {} disagree", path,
+                                       json["rope_theta"].dump(), value.dump()));
+        }
+      } else {
+        throw InputError(fmt::format("'{}' sets rope_parameters.{} {}; only rope_theta and rope_type \"default\" "
+                                     "(plain RoPE) are supported",
+                                     path, key, value.dump()));
+      }
+    }
+    if (rope.contains("rope_theta")) json["rope_theta"] = rope["rope_theta"];
+  }
+  if (json.contains("head_dim") && !json["head_dim"].is_null() && json["hidden_size"].is_number_integer() &&
+      json["num_attention_heads"].is_number_integer() && json["num_attention_heads"].get<int64_t>() > 0 &&
+      json["head_dim"] != json["hidden_size"].get<int64_t>() / json["num_attention_heads"].get<int64_t>()) {
+    throw InputError(fmt::format("'{}' sets head_dim {}; cpt-train's Llama has head_dim = hidden_size / "
+                                 "num_attention_heads = {}",
+                                 path, json["head_dim"].dump(),
+                                 json["hidden_size"].get<int64_t>() / json["num_attention_heads"].get<int64_t>()));
+  }
   if (json.value("tie_word_embeddings", false)) {
     throw InputError(fmt::format("'{}' sets tie_word_embeddings true; Llama-2 checkpoints have an untied lm_head", path));
   }

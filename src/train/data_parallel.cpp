@@ -4,6 +4,7 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
 
+#include <cmath>
 #include <mutex>
 
 namespace cpt::train {
@@ -56,6 +57,7 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
       parameters_.empty() ? torch::Device(torch::kCPU) : parameters_.front().second.device());
   flat_params_ = torch::zeros({total}, options);
   flat_grads_ = torch::zeros({total}, options);
+  if (zero1_ && world > 1) owned_grads_ = torch::zeros({total / world}, options);
 
   // Buckets close at parameter boundaries, in flat (reverse) order.
   const int64_t bucket_elements = std::max<int64_t>(1, bucket_bytes / 4);
@@ -116,7 +118,7 @@ void DataParallel::zero_grad() {
 }
 
 void DataParallel::sync_during_next_backward() {
-  if (group_.size() == 1) return;
+  if (group_.size() == 1 || zero1_) return;
   std::lock_guard<std::mutex> lock(buckets_->mutex);
   buckets_->armed = true;
 }
@@ -134,6 +136,14 @@ void DataParallel::on_gradient_ready(size_t parameter) {
 
 void DataParallel::finish_gradient_sync() {
   if (group_.size() == 1) return;
+  if (zero1_) {
+    torch::NoGradGuard no_grad;
+    started_during_backward_ = 0;
+    group_.reduce_scatter_sum(owned_grads_, flat_grads_).wait();
+    const int64_t range = owned_grads_.numel();
+    flat_grads_.narrow(0, range * group_.rank(), range).copy_(owned_grads_).div_(static_cast<double>(group_.size()));
+    return;
+  }
   Buckets& b = *buckets_;
   {
     std::lock_guard<std::mutex> lock(b.mutex);
@@ -156,6 +166,21 @@ void DataParallel::gather_parameters() {
   std::vector<torch::Tensor> ranges;
   for (int r = 0; r < group_.size(); ++r) ranges.push_back(flat_params_.narrow(0, range * r, range));
   group_.all_gather(ranges[static_cast<size_t>(group_.rank())].clone(), ranges);
+}
+
+double DataParallel::clip_grad_norm(double max_norm) {
+  if (!zero1_ || group_.size() == 1) return train::clip_grad_norm(parameters_, max_norm);
+  torch::NoGradGuard no_grad;
+  const int64_t range = owned_grads_.numel();
+  torch::Tensor owned = flat_grads_.narrow(0, range * group_.rank(), range);
+  auto squares = owned.pow(2).sum().to(torch::kDouble).cpu().view({1});
+  group_.all_reduce_sum(squares).wait();
+  const double total = std::sqrt(squares.item<double>());
+  if (max_norm > 0) {
+    const double coefficient = max_norm / (total + 1e-6);
+    if (coefficient < 1.0) owned.mul_(coefficient);
+  }
+  return total;
 }
 
 size_t DataParallel::buckets() const { return buckets_->begin.size(); }

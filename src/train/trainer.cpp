@@ -166,7 +166,7 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   replicas.finish_gradient_sync();
   // Every rank has as many tokens, so the global mean is the mean of the ranks'.
   result.loss = replicas.mean(local_loss);
-  result.grad_norm = clip_grad_norm(replicas.parameters(), options.grad_clip);
+  result.grad_norm = replicas.clip_grad_norm(options.grad_clip);
   result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
   if (result.finite) {
     optimizer.step(options.lr);
@@ -335,8 +335,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
     if (group->size() > 1 && state.step == 1) {
-      spdlog::debug("gradient all-reduce: {} of {} buckets started during backward", replicas.buckets_started_during_backward(),
-                    replicas.buckets());
+      if (replicas.sharded()) {
+        spdlog::debug("gradient reduce-scatter: one over the flat buffer after backward (ZeRO-1)");
+      } else {
+        spdlog::debug("gradient all-reduce: {} of {} buckets started during backward",
+                      replicas.buckets_started_during_backward(), replicas.buckets());
+      }
     }
     state.tokens += tokens_per_step;
     state.data = after;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "support/hf_models.h"
@@ -229,6 +231,54 @@ TEST(Cli, LogLinesCarryTheRank) {
                                       "tiny.yaml --dry-run --set data.sources.0.prefix=/nonexistent/shard");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("[rank 1]"), std::string::npos) << r.err;
+}
+
+// A model saved by transformers' own save_pretrained, sharded, in fp32 and
+// bf16: `eval` gives transformers' loss on the same text, and it is a valid
+// model.init_from whose trained checkpoint transformers loads back.
+TEST(Transformers, SavePretrainedModelsEvaluateAsInTransformersAndAreAnInitFrom) {
+  testing::TempDir dir;
+  const auto& tokenizer = testing::test_tokenizer();
+  std::string text;
+  for (size_t i = 0; i < 40; ++i) text += nlohmann::json{{"text", tokenizer.documents[i]}}.dump() + "\n";
+  const std::string input = dir.write("text.jsonl", text);
+  const std::string script = std::string(CPT_PYTHON) + " " + CPT_SOURCE_DIR + "/tests/model/transformers_saved.py";
+  ASSERT_EQ(cpt_train("tokenize --tokenizer " + tokenizer.model + " --input " + input + " --output-prefix " +
+                      dir.file("text")).exit_code, 0);
+  for (const std::string dtype : {"float32", "bfloat16"}) {
+    const std::string hf = dir.file("hf-" + dtype);
+    const CommandResult saved = run_command(fmt::format("{} save {} {} 2000", script, hf, dtype));
+    ASSERT_EQ(saved.exit_code, 0) << saved.err;
+    std::filesystem::copy_file(tokenizer.model, hf + "/tokenizer.model");
+
+    const CommandResult ours = cpt_train("eval --checkpoint " + hf + " --input " + input + " --seq-len 32 --json");
+    ASSERT_EQ(ours.exit_code, 0) << ours.err;
+    const CommandResult theirs = run_command(fmt::format("{} loss {} {} {} 32", script, hf, input, tokenizer.model));
+    ASSERT_EQ(theirs.exit_code, 0) << theirs.err;
+    const auto a = nlohmann::json::parse(ours.out), b = nlohmann::json::parse(theirs.out);
+    EXPECT_EQ(a["tokens"], b["tokens"]) << dtype;
+    EXPECT_GT(a["tokens"].get<int64_t>(), 1000) << dtype;
+    EXPECT_NEAR(a["loss"].get<double>(), b["loss"].get<double>(), 1e-5 * b["loss"].get<double>()) << dtype;
+
+    const std::string out = dir.file("phase-" + dtype);
+    const std::string config = dir.write("phase-" + dtype + ".yaml", fmt::format(R"(run: {{name: phase, output_dir: {0}}}
+model: {{init_from: {1}}}
+data:
+  seq_len: 32
+  sources: [{{name: text, prefix: {2}}}]
+  eval: [{{name: text, prefix: {2}, max_batches: 1}}]
+train: {{global_batch_size: 2, micro_batch_size: 1, steps: 2, precision: fp32}}
+schedule: {{warmup_steps: 1}}
+checkpoint: {{every_steps: 2}}
+eval: {{every_steps: 2}}
+)", out, hf, dir.file("text")));
+    const CommandResult phase = cpt_train("--config " + config);
+    ASSERT_EQ(phase.exit_code, 0) << phase.err;
+    const CommandResult reloaded = run_command(fmt::format("{} {}/tests/model/transformers_llama.py {} '[[1, 5, 9, 33]]' {}",
+                                                           CPT_PYTHON, CPT_SOURCE_DIR, out + "/checkpoints/step-00000002",
+                                                           dir.file("logits-" + dtype)));
+    EXPECT_EQ(reloaded.exit_code, 0) << reloaded.err;
+  }
 }
 
 }  // namespace

@@ -96,6 +96,17 @@ TEST(HfConfig, ADirectoryWithoutConfigJsonIsAnError) {
   }
 }
 
+// transformers 5's save_pretrained writes RoPE as rope_parameters.
+TEST(HfConfig, ReadsTransformers5RopeParameters) {
+  testing::TempDir dir;
+  const Shape shape = read_hf_config(dir.write("config.json", R"({"model_type": "llama", "hidden_size": 64,
+      "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2,
+      "vocab_size": 100, "head_dim": 8, "dtype": "bfloat16",
+      "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}})"));
+  EXPECT_EQ(shape.rope_theta, 500000.0);
+  EXPECT_EQ(shape.num_key_value_heads, 2);
+}
+
 TEST(HfConfig, RejectsWhatTheModelCannotRepresent) {
   testing::TempDir dir;
   const std::string path = dir.file("config.json");
@@ -106,6 +117,17 @@ TEST(HfConfig, RejectsWhatTheModelCannotRepresent) {
                                "num_attention_heads": 4, "vocab_size": 10, "tie_word_embeddings": true})",
                            R"({"hidden_size": 64})", R"({"hidden_size": "64", "intermediate_size": 1,
                                "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10})",
+                           R"({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                               "num_attention_heads": 4, "vocab_size": 10,
+                               "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0}})",
+                           R"({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                               "num_attention_heads": 4, "vocab_size": 10,
+                               "rope_parameters": {"rope_theta": 10000.0, "partial_rotary_factor": 0.5}})",
+                           R"({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                               "num_attention_heads": 4, "vocab_size": 10, "rope_theta": 10000.0,
+                               "rope_parameters": {"rope_theta": 500000.0}})",
+                           R"({"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                               "num_attention_heads": 4, "vocab_size": 10, "head_dim": 32})",
                            "not json"}) {
     dir.write("config.json", json);
     EXPECT_THROW(read_hf_config(path), InputError) << json;

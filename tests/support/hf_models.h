@@ -59,7 +59,7 @@ inline void write_model(const std::string& dir, const TinyLlama& s, uint32_t see
   const nlohmann::json config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
                                  {"hidden_size", s.hidden}, {"intermediate_size", s.intermediate},
                                  {"num_hidden_layers", s.layers}, {"num_attention_heads", 4},
-                                 {"num_key_value_heads", 2}, {"vocab_size", s.vocab},
+                                 {"num_key_value_heads", 4}, {"vocab_size", s.vocab},
                                  {"max_position_embeddings", 128}, {"rms_norm_eps", 1e-5},
                                  {"tie_word_embeddings", false}, {"torch_dtype", io::torch_dtype_name(dtype)}};
   std::ofstream(dir + "/config.json") << config.dump(2);

@@ -87,6 +87,13 @@ TEST(DataParallel, BucketsStartWhileBackwardRuns) {
   ASSERT_TRUE(std::regex_search(ranks[1].err, match, line)) << ranks[1].err;
   EXPECT_GE(std::stoi(match[2]), 5);
   EXPECT_EQ(match[1], match[2]);
+
+  // ZeRO-1 sums the gradients with the reduce-scatter collective instead.
+  const auto sharded = run.train_ranks(2, run.dir.file("zero1"),
+                                       "--set train.steps=3 --set distributed.zero1=true --log-level debug");
+  expect_exit(sharded, 0);
+  EXPECT_NE(sharded[1].err.find("gradient reduce-scatter: one over the flat buffer after backward (ZeRO-1)"),
+            std::string::npos) << sharded[1].err;
 }
 
 TEST(DataParallel, LaunchedBySrunVariables) {

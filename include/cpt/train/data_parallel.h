@@ -9,11 +9,12 @@
 // gradients are final, so communication overlaps the rest of backward.
 // Buckets start in index order on every rank, as collectives must.
 //
-// With ZeRO-1 each rank owns a contiguous 1/N of the flat buffer: the
-// optimizer holds moments for that range only and updates only it; an
-// all-gather then gives every rank the new weights. Gloo has no
-// reduce-scatter in LibTorch 1.13, so gradients are all-reduced in full
-// either way; the sharding saves optimizer memory, N x on the moments.
+// With ZeRO-1 each rank owns a contiguous 1/N of the flat buffer: after
+// backward one reduce-scatter leaves each rank the summed gradients of its
+// range only (no bucket overlap: the buckets do not split evenly over the
+// ranks' ranges); the optimizer holds moments for that range and updates
+// only it, and an all-gather then gives every rank the new weights. The
+// traffic is that of one all-reduce, as with DDP.
 // Torch-facing.
 
 #include <memory>
@@ -49,6 +50,10 @@ class DataParallel {
   // Starts any bucket not yet started, waits for all and averages the
   // gradients over the ranks. Every rank then holds the same gradients.
   void finish_gradient_sync();
+  // Clips the gradients to a global L2 norm of `max_norm` (0: no clipping)
+  // and returns the norm before clipping. With ZeRO-1 the norm is summed
+  // over the ranks' ranges, the only gradients that are final.
+  double clip_grad_norm(double max_norm);
   // After the optimizer step with ZeRO-1: every rank gets every range.
   void gather_parameters();
 
@@ -68,6 +73,7 @@ class DataParallel {
   NamedTensors parameters_;
   bool zero1_;
   torch::Tensor flat_params_, flat_grads_;
+  torch::Tensor owned_grads_;  // ZeRO-1: this rank's range, as the reduce-scatter leaves it
   std::vector<int64_t> offsets_;  // of each parameter in the flat buffers
   std::shared_ptr<Buckets> buckets_;
   size_t started_during_backward_ = 0;
