@@ -5,10 +5,13 @@
 # the build's own flags and -fsyntax-only, so that code which only builds on
 # the pinned newer torch fails here and not first on a GPU machine.
 #
-#   scripts/check-torch-headers.sh [BUILD_DIR]      (default: build)
+#   scripts/check-torch-headers.sh [BUILD_DIR [SOURCE...]]
+# BUILD_DIR defaults to build; SOURCE... limits the check to the sources
+# whose path contains one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+shift || true
 venv=${CPT_VENV:-$HOME/.cache/cpt-train/venv}
 oldest=$venv/oldest-torch
 if [[ ! -f $build/compile_commands.json ]]; then
@@ -22,13 +25,16 @@ fi
 python=$(sed -n 's/^CPT_PYTHON:FILEPATH=//p' "$build/CMakeCache.txt")
 torch_include=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))')
 
-exec python3 - "$build/compile_commands.json" "$torch_include" "$oldest/torch/include" "$(cat "$oldest/version")" <<'PY'
+exec python3 - "$build/compile_commands.json" "$torch_include" "$oldest/torch/include" "$(cat "$oldest/version")" "$@" <<'PY'
 import concurrent.futures, json, os, shlex, subprocess, sys, time
 
 commands, pinned, oldest, oldest_version = sys.argv[1:5]
+only = sys.argv[5:]
 jobs = []
 for entry in json.load(open(commands)):
     if pinned not in entry["command"] or entry["file"].endswith("cmake_pch.hxx.cxx"):
+        continue
+    if only and not any(part in entry["file"] for part in only):
         continue
     args, out = shlex.split(entry["command"]), []
     skip = 0
