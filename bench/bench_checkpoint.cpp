@@ -14,7 +14,9 @@
 #include <torch/torch.h>
 
 #include "bench_shapes.h"
+#include "cpt/model/llama.h"
 #include "cpt/train/checkpoint.h"
+#include "cpt/train/data_parallel.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -30,16 +32,17 @@ int main(int argc, char** argv) {
   model->init_weights(1);
   cpt::train::NamedTensors parameters;
   for (auto& p : model->named_parameters()) parameters.emplace_back(p.key(), p.value());
-  cpt::train::AdamW optimizer(parameters, {});
+  const auto group = cpt::dist::ProcessGroup::connect(cpt::dist::LaunchEnv{}, cpt::dist::Config{});
+  cpt::train::DataParallel replicas(*group, parameters, true, 25 << 20);
+  cpt::train::AdamW optimizer(replicas.owned_slices(), {});
   cpt::train::TrainerState state;
   state.step = 1;
   const cpt::train::CheckpointPaths paths{dir + "/checkpoints"};
 
   auto start = Clock::now();
-  const auto group = cpt::dist::ProcessGroup::connect(cpt::dist::LaunchEnv{}, cpt::dist::Config{});
   cpt::train::SaveOptions save_options;
   save_options.keep_last = 1;
-  const std::string saved = cpt::train::save_checkpoint(paths, model, optimizer, state, save_options, *group);
+  const std::string saved = cpt::train::save_checkpoint(paths, shape, replicas, optimizer, state, save_options);
   const double save_s = std::chrono::duration<double>(Clock::now() - start).count();
   uint64_t bytes = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(saved)) {
@@ -59,10 +62,8 @@ int main(int argc, char** argv) {
   ::close(fd);
   const double raw_s = std::chrono::duration<double>(Clock::now() - start).count();
 
-  cpt::model::Llama loaded(shape);
-  cpt::train::AdamW loaded_optimizer(parameters, {});
   start = Clock::now();
-  cpt::train::load_checkpoint(saved, loaded, loaded_optimizer);
+  cpt::train::load_checkpoint(saved, replicas, optimizer);
   const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
 
   std::printf("| measure | value |\n| --- | --- |\n");

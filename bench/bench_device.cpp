@@ -91,7 +91,7 @@ StepFigures train_steps(const model::Shape& shape, int64_t seq, bool checkpointi
     train::NamedTensors parameters;
     for (auto& p : llama->named_parameters()) parameters.emplace_back(p.key(), p.value());
     const auto group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
-    train::DataParallel replicas(*group, parameters, false, 25 << 20);
+    train::DataParallel replicas(*group, parameters, false, 25 << 20, bf16 ? torch::kBFloat16 : torch::kFloat);
     train::AdamW optimizer(replicas.owned_slices(), {});
     std::vector<data::TorchBatch> batch(1);
     batch[0].tokens = device.to_device(torch::randint(0, shape.vocab_size, {1, seq}, torch::kLong));
@@ -99,7 +99,6 @@ StepFigures train_steps(const model::Shape& shape, int64_t seq, bool checkpointi
     train::StepOptions options;
     options.lr = 1e-5;
     options.grad_clip = 1.0;
-    options.bf16_autocast = bf16;
     train::train_step(llama, optimizer, replicas, batch, options);  // warm-up, and the fit check
     device.synchronize();
     out.fits = true;
@@ -123,7 +122,7 @@ int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   auto device = backend::select_backend(args.backend, 0);
   const bool bf16 = device->supports_bf16();
-  std::printf("backend %s (%s), bf16 autocast %s, AdamW fused\n\n", device->name().c_str(),
+  std::printf("backend %s (%s), bf16 parameters over fp32 master weights %s, AdamW fused\n\n", device->name().c_str(),
               device->device().str().c_str(), bf16 ? "on" : "off");
 
   // 1. Agreement with the CPU in fp32.

@@ -27,29 +27,53 @@ with open(f"{work}/random.idx", "wb") as f:
     f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
 PY
 
-printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.5) | MFU vs the matmul peak in the training dtype (goal >= 0.7) |\n| --- | --- | --- | --- | --- |\n'
-bench() {  # name hidden inter layers heads kv vocab seq micro accum steps precision
-  local name="$1 ${12}" d=$2 f=$3 l=$4 h=$5 kv=$6 v=$7 seq=$8 micro=$9 accum=${10} steps=${11} precision=${12}
-  local out="$work/$name"
-  build/cpt-train --log-level warn --config configs/tiny.yaml --set run.output_dir="$out" \
+# CPT_BENCH_BEFORE=/path/to/an/older/cpt-train adds its tokens/s beside
+# ours, in the same run (a before/after of a change), and its step split.
+before=${CPT_BENCH_BEFORE:-}
+printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.5) | MFU vs the matmul peak in the training dtype (goal >= 0.7) |%s\n' \
+  "${before:+ before: tokens/s | before: ratio |}"
+printf '| --- | --- | --- | --- | --- |%s\n' "${before:+ --- | --- |}"
+splits=""
+train() {  # binary out name-args... ; prints "tokens/s mfu split"
+  local binary=$1 out=$2 d=$3 f=$4 l=$5 h=$6 kv=$7 v=$8 seq=$9 micro=${10} accum=${11} steps=${12} precision=${13}
+  "$binary" --log-level warn --config configs/tiny.yaml --set run.output_dir="$out" \
     --set "model={preset: tiny, hidden_size: $d, intermediate_size: $f, num_hidden_layers: $l, num_attention_heads: $h, num_key_value_heads: $kv, vocab_size: $v}" \
     --set tokenizer= --set "data.sources=[{name: random, prefix: $work/random}]" --set data.eval=[] --set data.seq_len=$seq \
     --set train.global_batch_size=$((micro * accum)) --set train.micro_batch_size=$micro --set train.steps=$((steps + 1)) \
     --set schedule.warmup_steps=1 --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 \
     --set checkpoint.keep_last=1 --set train.precision=$precision >/dev/null
   # Skip the first step (warm-up); the median of the rest, as for the
-  # baseline, so that one stall on a shared machine does not move it.
-  read -r ours mfu < <("$python" -c "
+  # baseline, so that one stall on a shared machine does not move it. The
+  # split: median seconds per step of each phase, from the device timers.
+  "$python" -c "
 import json, statistics
 rows = [json.loads(l) for l in open('$out/metrics.jsonl')][1:]
-print(statistics.median(r['tokens_per_s'] for r in rows), statistics.median(r['mfu'] for r in rows))")
-  theirs=$("$python" bench/train_reference.py "$d" "$f" "$l" "$h" "$kv" "$v" "$seq" "$micro" "$accum" "$steps" "$precision")
-  printf '| %s | %.0f | %.0f | %.2fx | %.2f |\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu"
+median = lambda key: statistics.median(r.get(key, 0.0) for r in rows)
+split = ' / '.join(f'{1000 * median(\"time/\" + p + \"_s\"):.0f}' for p in ('data', 'forward', 'backward', 'communication', 'optimizer'))
+print(median('tokens_per_s'), median('mfu'), split)"
+}
+bench() {  # name hidden inter layers heads kv vocab seq micro accum steps precision
+  local name="$1 ${12}"
+  shift
+  read -r ours mfu split < <(train build/cpt-train "$work/$name" "$@")
+  splits+="| $name | ours | $split |"$'\n'
+  theirs=$("$python" bench/train_reference.py "$@")
+  local extra=""
+  if [[ -n $before ]]; then
+    read -r old _ old_split < <(train "$before" "$work/$name-before" "$@")
+    extra=$(printf ' %.0f | %.2fx |' "$old" "$(echo "$old / $theirs" | bc -l)")
+    splits+="| $name | before | $old_split |"$'\n'
+  fi
+  printf '| %s | %.0f | %.0f | %.2fx | %.2f |%s\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu" "$extra"
 }
 for precision in fp32 bf16; do
   bench "tiny (7.3M)" 256 768 4 8 4 8192 256 8 2 10 $precision
   bench "~100M" 768 2048 12 12 12 8192 256 4 1 4 $precision
 done
+
+echo
+echo "## step split, ms per step: data / forward / backward / communication / optimizer"
+printf '| model | binary | ms |\n| --- | --- | --- |\n%s' "$splits"
 
 echo
 echo "## checkpoint save vs raw sequential write, ~97M-parameter model"

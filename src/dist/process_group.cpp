@@ -34,8 +34,8 @@ class LocalGroup final : public ProcessGroup {
   LocalGroup() : ProcessGroup(0, 1) {}
   std::string backend_name() const override { return "local"; }
   Pending all_reduce_sum(at::Tensor) override { return {}; }
-  Pending reduce_scatter_sum(at::Tensor output, const at::Tensor& input) override {
-    output.copy_(input.view_as(output));
+  Pending reduce_scatter_sum(at::Tensor output, std::vector<at::Tensor> inputs) override {
+    output.copy_(inputs.at(0));
     return {};
   }
   void all_gather(const at::Tensor& local, std::vector<at::Tensor> outputs) override { outputs.at(0).copy_(local); }
@@ -93,11 +93,12 @@ class C10dProcessGroup final : public ProcessGroup {
 
   // The list form of reduce_scatter: Gloo and NCCL both implement it from
   // 2.11 on (the single-tensor form was renamed in 2.14).
-  Pending reduce_scatter_sum(at::Tensor output, const at::Tensor& input) override {
+  Pending reduce_scatter_sum(at::Tensor output, std::vector<at::Tensor> inputs) override {
     at::Tensor staged = staged_on_device(output);
     std::vector<at::Tensor> outputs{staged};
-    std::vector<std::vector<at::Tensor>> inputs{staged_on_device(input).view({-1}).chunk(size())};
-    Pending scatter = guard("reduce-scatter", [&] { return group_->reduce_scatter(outputs, inputs); });
+    std::vector<std::vector<at::Tensor>> staged_inputs(1);
+    for (const auto& input : inputs) staged_inputs[0].push_back(staged_on_device(input));
+    Pending scatter = guard("reduce-scatter", [&] { return group_->reduce_scatter(outputs, staged_inputs); });
     if (staged.is_same(output)) return scatter;
     return Pending([scatter, output, staged]() mutable {
       scatter.wait();

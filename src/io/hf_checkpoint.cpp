@@ -54,13 +54,26 @@ nlohmann::json llama_config_json(const model::Shape& s, Dtype dtype) {
           {"torch_dtype", torch_dtype_name(dtype)}};
 }
 
+namespace {
+
+NamedTensors parameters_of(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& item : module.named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+}  // namespace
+
 void load_hf_weights(torch::nn::Module& module, const std::string& dir) {
+  NamedTensors parameters = parameters_of(module);  // share the parameters' storage
+  load_hf_weights(parameters, dir);
+}
+
+void load_hf_weights(NamedTensors& tensors, const std::string& dir) {
   const HfModel model(dir);
   torch::NoGradGuard no_grad;
   std::set<std::string> expected;
-  for (auto& item : module.named_parameters()) {
-    const std::string& name = item.key();
-    torch::Tensor& param = item.value();
+  for (auto& [name, param] : tensors) {
     expected.insert(name);
     const HfModel::Tensor tensor = model.find(name);
     if (tensor.info == nullptr) throw InputError(fmt::format("'{}' has no tensor '{}' that the model needs", dir, name));
@@ -89,12 +102,17 @@ void load_hf_weights(torch::nn::Module& module, const std::string& dir) {
 
 void save_hf_weights(const torch::nn::Module& module, const model::Shape& shape, const std::string& dir, Dtype dtype,
                      int64_t max_shard_size) {
+  save_hf_weights(parameters_of(module), shape, dir, dtype, max_shard_size);
+}
+
+void save_hf_weights(const NamedTensors& named, const model::Shape& shape, const std::string& dir, Dtype dtype,
+                     int64_t max_shard_size) {
   std::vector<TensorSpec> specs;
   std::map<std::string, torch::Tensor> tensors;
-  for (const auto& item : module.named_parameters()) {
-    auto t = item.value().detach().to(torch::kCPU).to(torch_type(dtype)).contiguous();
-    specs.push_back(TensorSpec{item.key(), dtype, t.sizes().vec()});
-    tensors[item.key()] = t;
+  for (const auto& [name, value] : named) {
+    auto t = value.detach().to(torch::kCPU).to(torch_type(dtype)).contiguous();
+    specs.push_back(TensorSpec{name, dtype, t.sizes().vec()});
+    tensors[name] = t;
   }
   const auto shards = plan_shards(specs, max_shard_size);
   for (size_t s = 0; s < shards.size(); ++s) {

@@ -178,7 +178,9 @@ LlamaImpl::LlamaImpl(Shape shape) : shape_(shape) {
   lm_head_ = register_module("lm_head", linear(shape_.hidden_size, shape_.vocab_size));
   const int64_t half = shape_.head_dim() / 2;
   auto exponents = torch::arange(0, half, torch::kDouble) * 2.0 / static_cast<double>(shape_.head_dim());
-  inv_freq_ = torch::pow(shape_.rope_theta, -exponents).to(torch::kFloat);  // 1 / theta^(2i/d)
+  // 1 / theta^(2i/d); a buffer, so it moves with the module and is on the
+  // device at every forward (not a parameter: checkpoints do not hold it).
+  inv_freq_ = register_buffer("inv_freq", torch::pow(shape_.rope_theta, -exponents).to(torch::kFloat));
 }
 
 void LlamaImpl::init_weights(uint64_t seed) {
@@ -202,7 +204,8 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
                                 .expand({batch, seq});
   // RoPE tables, computed in fp32: (batch, 1, seq, head_dim), HF's
   // cos(cat(freqs, freqs)), and sin with its first half negated (rotary()).
-  const auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(tokens.device());  // (batch, seq, head_dim/2)
+  // .to() is a no-op unless the whole module was cast (module->to(bf16)): the tables stay fp32.
+  const auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(torch::kFloat);  // (batch, seq, head_dim/2)
   const auto freqs_cos = freqs.cos(), freqs_sin = freqs.sin();
   auto h = embed_tokens_(tokens);  // (batch, seq, hidden)
   const torch::Tensor mask = document_mask ? document_attention_mask((pos == 0).cumsum(1), seq) : torch::Tensor();

@@ -130,8 +130,11 @@ class MomentPieces {
 
 }  // namespace
 
-std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, const AdamW& optimizer,
-                            const TrainerState& state, const SaveOptions& options, dist::ProcessGroup& group) {
+std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& shape, DataParallel& replicas,
+                            const AdamW& optimizer, const TrainerState& state, const SaveOptions& options) {
+  dist::ProcessGroup& group = replicas.group();
+  const NamedTensors weights = replicas.full_master_weights();  // a collective under bf16 ZeRO-1
+  const int64_t optimizer_steps = optimizer.steps();
   const bool leader = group.rank() == 0;
   const std::string final_dir = paths.step_dir(state.step);
   const std::string temp = (fs::path(paths.root) / fmt::format(".{}{:08d}.tmp", kStatePrefix, state.step)).string();
@@ -155,7 +158,7 @@ std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, c
   }
   if (leader) {
     // Weights in fp32: they are the master copy, so a resume is exact.
-    io::save_hf_weights(*model, model->shape(), temp, io::Dtype::kF32, options.max_shard_size);
+    io::save_hf_weights(weights, shape, temp, io::Dtype::kF32, options.max_shard_size);
     maybe_die("weights");
     if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
       fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
@@ -166,7 +169,7 @@ std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, c
     const nlohmann::json json = {{"format_version", 1},
                                  {"step", state.step},
                                  {"tokens", state.tokens},
-                                 {"optimizer_steps", optimizer.steps()},
+                                 {"optimizer_steps", optimizer_steps},
                                  {"world_size", group.size()},
                                  {"nonfinite_in_row", state.nonfinite_in_row},
                                  {"config_hash", state.config_hash},
@@ -231,9 +234,12 @@ TrainerState read_trainer_state(const std::string& dir) {
   return state;
 }
 
-TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW& optimizer) {
+TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, AdamW& optimizer) {
   const TrainerState state = read_trainer_state(dir);
-  io::load_hf_weights(*model, dir);
+  NamedTensors weights;  // fp32 on the host, whatever the compute dtype
+  for (const auto& [name, p] : replicas.parameters()) weights.emplace_back(name, torch::empty(p.sizes(), torch::kFloat));
+  io::load_hf_weights(weights, dir);
+  replicas.load_master_weights(weights);
   const MomentPieces moments((fs::path(dir) / "trainer_state").string());
   optimizer.load_state([&](const std::string& key, int64_t offset, torch::Tensor& out) { moments.read(key, offset, out); },
                        state.optimizer_steps);

@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/function_hook.h>
 
 #include <cmath>
+#include <map>
 #include <mutex>
 
 namespace cpt::train {
@@ -42,8 +43,14 @@ class GradientReadyHook final : public torch::autograd::FunctionPostHook {
 
 }  // namespace
 
-DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parameters, bool zero1, int64_t bucket_bytes)
-    : group_(group), parameters_(parameters), zero1_(zero1), buckets_(std::make_shared<Buckets>()) {
+DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parameters, bool zero1, int64_t bucket_bytes,
+                           torch::ScalarType compute_dtype)
+    : group_(group),
+      parameters_(parameters),
+      zero1_(zero1),
+      compute_dtype_(compute_dtype),
+      chunk_elements_(std::max<int64_t>(1, bucket_bytes / 4)),
+      buckets_(std::make_shared<Buckets>()) {
   torch::NoGradGuard no_grad;
   const int64_t world = group.size();
   offsets_.assign(parameters_.size(), 0);
@@ -53,18 +60,22 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
     total += parameters_[i].second.numel();
   }
   total = (total + world - 1) / world * world;  // equal ZeRO-1 ranges
-  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(
+  const auto options = torch::TensorOptions().dtype(compute_dtype_).device(
       parameters_.empty() ? torch::Device(torch::kCPU) : parameters_.front().second.device());
   flat_params_ = torch::zeros({total}, options);
   flat_grads_ = torch::zeros({total}, options);
-  if (zero1_ && world > 1) owned_grads_ = torch::zeros({total / world}, options);
+  const bool sharded_here = zero1_ && world > 1;
+  owned_begin_ = sharded_here ? total / world * group.rank() : 0;
+  owned_end_ = sharded_here ? owned_begin_ + total / world : total;
+  const int64_t owned = owned_end_ - owned_begin_;
+  master_ = mixed() ? torch::zeros({owned}, options.dtype(torch::kFloat)) : flat_params_.narrow(0, owned_begin_, owned);
+  main_grads_ = mixed() || sharded_here ? torch::zeros({owned}, options.dtype(torch::kFloat)) : flat_grads_;
 
   // Buckets close at parameter boundaries, in flat (reverse) order.
-  const int64_t bucket_elements = std::max<int64_t>(1, bucket_bytes / 4);
   Buckets& b = *buckets_;
   b.of_parameter.assign(parameters_.size(), 0);
   for (size_t i = parameters_.size(); i-- > 0;) {
-    if (b.begin.empty() || offsets_[i] - b.begin.back() >= bucket_elements) {
+    if (b.begin.empty() || offsets_[i] - b.begin.back() >= chunk_elements_) {
       if (!b.begin.empty()) b.end.push_back(offsets_[i]);
       b.begin.push_back(offsets_[i]);
       b.expected.push_back(0);
@@ -79,10 +90,15 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
   for (size_t i = 0; i < parameters_.size(); ++i) {
     torch::Tensor& p = parameters_[i].second;
     const int64_t n = p.numel();
-    flat_params_.narrow(0, offsets_[i], n).copy_(p.detach().reshape({-1}));
+    const auto values = p.detach().reshape({-1});
+    if (mixed()) {  // the fp32 values seed the master before the cast
+      const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + n);
+      if (begin < end) master_.narrow(0, begin - owned_begin_, end - begin).copy_(values.narrow(0, begin - offsets_[i], end - begin));
+    }
+    flat_params_.narrow(0, offsets_[i], n).copy_(values);
     p.set_data(flat_params_.narrow(0, offsets_[i], n).view(p.sizes()));
     p.mutable_grad() = flat_grads_.narrow(0, offsets_[i], n).view(p.sizes());
-    if (group.size() > 1) {
+    if (world > 1 && !zero1_) {
       auto accumulator = torch::autograd::impl::grad_accumulator(p);
       const uintptr_t key =
           accumulator->add_post_hook(std::make_unique<GradientReadyHook>([this, i] { on_gradient_ready(i); }));
@@ -97,13 +113,17 @@ DataParallel::~DataParallel() {
 
 std::vector<ParamSlice> DataParallel::owned_slices() const {
   std::vector<ParamSlice> slices;
-  const int64_t total = flat_params_.numel();
-  const int64_t lo = zero1_ ? total / group_.size() * group_.rank() : 0;
-  const int64_t hi = zero1_ ? lo + total / group_.size() : total;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& [name, p] = parameters_[i];
-    const int64_t begin = std::max(lo, offsets_[i]), end = std::min(hi, offsets_[i] + p.numel());
-    if (begin < end) slices.push_back({name, p, begin - offsets_[i], end - begin});
+    const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + p.numel());
+    if (begin >= end) continue;
+    auto master = master_.narrow(0, begin - owned_begin_, end - begin);
+    auto grad = main_grads_.narrow(0, begin - owned_begin_, end - begin);
+    if (end - begin == p.numel()) {
+      master = master.view(p.sizes());
+      grad = grad.view(p.sizes());
+    }
+    slices.push_back({name, master, grad, begin - offsets_[i], p.dim() >= 2});
   }
   return slices;
 }
@@ -123,64 +143,130 @@ void DataParallel::sync_during_next_backward() {
   buckets_->armed = true;
 }
 
+// Called with the bucket mutex held. In bf16 the bucket's gradients are
+// cast into the fp32 main gradients first, so the sum is in fp32.
+void DataParallel::start_bucket(size_t k) {
+  Buckets& b = *buckets_;
+  auto main = main_grads_.narrow(0, b.begin[k], b.end[k] - b.begin[k]);
+  if (mixed()) main.copy_(flat_grads_.narrow(0, b.begin[k], b.end[k] - b.begin[k]));
+  b.pending[k] = group_.all_reduce_sum(main);
+}
+
 void DataParallel::on_gradient_ready(size_t parameter) {
   Buckets& b = *buckets_;
   std::lock_guard<std::mutex> lock(b.mutex);
   if (!b.armed) return;
   ++b.ready[b.of_parameter[parameter]];
   while (b.next_to_start < b.begin.size() && b.ready[b.next_to_start] == b.expected[b.next_to_start]) {
-    const size_t k = b.next_to_start++;
-    b.pending[k] = group_.all_reduce_sum(flat_grads_.narrow(0, b.begin[k], b.end[k] - b.begin[k]));
+    start_bucket(b.next_to_start++);
   }
 }
 
 void DataParallel::finish_gradient_sync() {
-  if (group_.size() == 1) return;
-  if (zero1_) {
-    torch::NoGradGuard no_grad;
-    started_during_backward_ = 0;
-    group_.reduce_scatter_sum(owned_grads_, flat_grads_).wait();
-    const int64_t range = owned_grads_.numel();
-    flat_grads_.narrow(0, range * group_.rank(), range).copy_(owned_grads_).div_(static_cast<double>(group_.size()));
+  torch::NoGradGuard no_grad;
+  const int world = group_.size();
+  if (world == 1) {
+    if (mixed()) main_grads_.copy_(flat_grads_);
     return;
   }
-  Buckets& b = *buckets_;
-  {
-    std::lock_guard<std::mutex> lock(b.mutex);
-    b.armed = false;
-    started_during_backward_ = b.next_to_start;
-    // A parameter without a gradient this step never reported: start the rest, in order.
-    for (; b.next_to_start < b.begin.size(); ++b.next_to_start) {
-      const size_t k = b.next_to_start;
-      b.pending[k] = group_.all_reduce_sum(flat_grads_.narrow(0, b.begin[k], b.end[k] - b.begin[k]));
+  if (zero1_) {
+    // Chunk by chunk: rank r's part of each chunk is the same stretch of
+    // its range. In bf16 only one chunk of fp32 copies exists at a time.
+    started_during_backward_ = 0;
+    const int64_t range = owned_end_ - owned_begin_;
+    for (int64_t first = 0; first < range; first += chunk_elements_) {
+      const int64_t n = std::min(chunk_elements_, range - first);
+      std::vector<torch::Tensor> inputs;
+      for (int r = 0; r < world; ++r) {
+        auto part = flat_grads_.narrow(0, range * r + first, n);
+        inputs.push_back(mixed() ? part.to(torch::kFloat) : part);
+      }
+      group_.reduce_scatter_sum(main_grads_.narrow(0, first, n), std::move(inputs)).wait();
     }
+  } else {
+    Buckets& b = *buckets_;
+    {
+      std::lock_guard<std::mutex> lock(b.mutex);
+      b.armed = false;
+      started_during_backward_ = b.next_to_start;
+      // A parameter without a gradient this step never reported: start the rest, in order.
+      for (; b.next_to_start < b.begin.size(); ++b.next_to_start) start_bucket(b.next_to_start);
+    }
+    for (auto& pending : b.pending) pending.wait();
   }
-  for (auto& pending : b.pending) pending.wait();
-  flat_grads_.div_(static_cast<double>(group_.size()));
+  main_grads_.div_(static_cast<double>(world));
 }
 
-void DataParallel::gather_parameters() {
-  if (!zero1_ || group_.size() == 1) return;
+torch::Tensor DataParallel::reduce_statistics_and_clip(const torch::Tensor& local_loss, bool stop, double max_norm) {
   torch::NoGradGuard no_grad;
-  const int64_t range = flat_params_.numel() / group_.size();
+  const int world = group_.size();
+  const auto options = torch::TensorOptions().dtype(torch::kDouble).device(main_grads_.device());
+  // One flat norm over the main gradients (one kernel). Without ZeRO-1
+  // every rank holds the same full gradients and contributes 1/N of the
+  // square; with it, the square of its own range.
+  auto squares = main_grads_.norm(2).to(torch::kDouble).square();
+  if (world > 1 && !zero1_) squares = squares / static_cast<double>(world);
+  auto stats = torch::stack({local_loss.detach().to(options).reshape({}), torch::full({}, stop ? 1.0 : 0.0, options),
+                             squares.reshape({})});
+  if (world > 1) group_.all_reduce_sum(stats).wait();
+  const auto loss = stats[0] / static_cast<double>(world);
+  const auto norm = stats[2].sqrt();
+  const auto nonfinite = torch::logical_not(torch::isfinite(loss).logical_and(torch::isfinite(norm))).to(torch::kDouble);
+  if (max_norm > 0) main_grads_.mul_((max_norm / (norm + 1e-6)).clamp_max(1.0).to(torch::kFloat));
+  return torch::stack({loss, stats[1], norm, nonfinite});
+}
+
+void DataParallel::publish_parameters() {
+  torch::NoGradGuard no_grad;
+  if (mixed()) flat_params_.narrow(0, owned_begin_, owned_end_ - owned_begin_).copy_(master_);
+  if (!zero1_ || group_.size() == 1) return;
+  const int64_t range = owned_end_ - owned_begin_;
   std::vector<torch::Tensor> ranges;
   for (int r = 0; r < group_.size(); ++r) ranges.push_back(flat_params_.narrow(0, range * r, range));
   group_.all_gather(ranges[static_cast<size_t>(group_.rank())].clone(), ranges);
 }
 
-double DataParallel::clip_grad_norm(double max_norm) {
-  if (!zero1_ || group_.size() == 1) return train::clip_grad_norm(parameters_, max_norm);
+NamedTensors DataParallel::full_master_weights() {
   torch::NoGradGuard no_grad;
-  const int64_t range = owned_grads_.numel();
-  torch::Tensor owned = flat_grads_.narrow(0, range * group_.rank(), range);
-  auto squares = owned.pow(2).sum().to(torch::kDouble).cpu().view({1});
-  group_.all_reduce_sum(squares).wait();
-  const double total = std::sqrt(squares.item<double>());
-  if (max_norm > 0) {
-    const double coefficient = max_norm / (total + 1e-6);
-    if (coefficient < 1.0) owned.mul_(coefficient);
+  torch::Tensor flat = master_;
+  if (!mixed()) {
+    flat = flat_params_;  // fp32: the parameters are the master, and every rank has all of them
+  } else if (zero1_ && group_.size() > 1) {
+    // Gathered into host memory a chunk at a time: the device holds one
+    // chunk per rank beyond its own state, never a second full copy.
+    const int world = group_.size();
+    const int64_t range = owned_end_ - owned_begin_;
+    flat = torch::empty({flat_params_.numel()}, torch::kFloat);
+    for (int64_t first = 0; first < range; first += chunk_elements_) {
+      const int64_t n = std::min(chunk_elements_, range - first);
+      std::vector<torch::Tensor> chunks;
+      for (int r = 0; r < world; ++r) chunks.push_back(torch::empty({n}, master_.options()));
+      group_.all_gather(master_.narrow(0, first, n), chunks);
+      for (int r = 0; r < world; ++r) flat.narrow(0, range * r + first, n).copy_(chunks[static_cast<size_t>(r)]);
+    }
   }
-  return total;
+  NamedTensors out;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, p] = parameters_[i];
+    out.emplace_back(name, flat.narrow(0, offsets_[i], p.numel()).view(p.sizes()));
+  }
+  return out;
+}
+
+void DataParallel::load_master_weights(const NamedTensors& values) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& [name, t] : values) by_name[name] = &t;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& [name, p] = parameters_[i];
+    const auto it = by_name.find(name);
+    TORCH_CHECK(it != by_name.end(), "load_master_weights: no value for ", name);
+    const auto flat = it->second->reshape({-1}).to(master_.device(), torch::kFloat);
+    flat_params_.narrow(0, offsets_[i], p.numel()).copy_(flat);
+    if (!mixed()) continue;
+    const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + p.numel());
+    if (begin < end) master_.narrow(0, begin - owned_begin_, end - begin).copy_(flat.narrow(0, begin - offsets_[i], end - begin));
+  }
 }
 
 size_t DataParallel::buckets() const { return buckets_->begin.size(); }

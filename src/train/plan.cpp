@@ -1,5 +1,6 @@
 #include "cpt/train/plan.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "cpt/common/strings.h"
@@ -11,8 +12,9 @@ namespace {
 
 MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_size, bool zero1) {
   const model::Shape& s = c.model.shape;
+  const bool bf16 = c.train.precision == "bf16";
   const int64_t tokens = c.train.micro_batch_size * c.data.seq_len;  // in flight on one rank
-  const int64_t bytes = c.train.precision == "bf16" ? 2 : 4;         // autocast activations
+  const int64_t bytes = bf16 ? 2 : 4;                                  // activations: the parameters' dtype
   const int64_t kv_width = s.num_key_value_heads * s.head_dim();
   // Per token in one block: two norm inputs and outputs (4d), q (d), k and v
   // (2·kv), attention output and o_proj input (2d), gate, up, silu(gate) and
@@ -24,11 +26,18 @@ MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_s
                              : s.num_hidden_layers * per_block;
   const int64_t logits = 2 * tokens * s.vocab_size * 4;  // fp32 logits and their gradient
 
+  // DataParallel's buffers: parameters and accumulated gradients in the
+  // compute dtype; in bf16, fp32 master weights and main gradients for the
+  // rank's range (all of it without ZeRO-1); with ZeRO-1 on several ranks,
+  // the reduce-scatter's fp32 output for the range (and in bf16 one chunk
+  // of fp32 copies per rank in flight).
+  const int64_t owned = zero1 ? (parameters + world_size - 1) / world_size : parameters;
+  const int64_t chunk_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024);
   MemoryEstimate m;
-  m.weights = 4 * parameters;
-  m.gradients = 4 * parameters;
-  m.optimizer = 8 * parameters;
-  if (zero1) m.optimizer = (m.optimizer + world_size - 1) / world_size;
+  m.weights = bf16 ? 2 * parameters + 4 * owned : 4 * parameters;
+  m.gradients = bf16 ? 2 * parameters + 4 * owned : 4 * parameters + (zero1 && world_size > 1 ? 4 * owned : 0);
+  if (bf16 && zero1 && world_size > 1) m.gradients += world_size * std::min(chunk_bytes, 4 * owned);
+  m.optimizer = 8 * owned;
   m.activations = blocks + logits;
   return m;
 }
@@ -51,6 +60,7 @@ Plan make_plan(const config::Config& c, int world_size) {
   p.steps = c.train.steps;
   p.total_tokens = p.tokens_per_step * p.steps;
   p.world_size = world_size;
+  p.bf16 = c.train.precision == "bf16";
   p.micro_batches_per_rank = c.train.global_batch_size / (c.train.micro_batch_size * world_size);
   p.memory_without_zero1 = estimate(c, p.parameters, world_size, false);
   p.memory_with_zero1 = estimate(c, p.parameters, world_size, true);
@@ -85,8 +95,10 @@ std::string describe(const Plan& p) {
   auto mem = [&](const char* name, int64_t with, int64_t without) {
     out += fmt::format("  {:<28} {:>12} / {}\n", name, human_bytes(double(with)), human_bytes(double(without)));
   };
-  mem("fp32 weights", p.memory_with_zero1.weights, p.memory_without_zero1.weights);
-  mem("fp32 gradients", p.memory_with_zero1.gradients, p.memory_without_zero1.gradients);
+  mem(p.bf16 ? "weights (bf16 + fp32 master)" : "fp32 weights", p.memory_with_zero1.weights,
+      p.memory_without_zero1.weights);
+  mem(p.bf16 ? "gradients (bf16 + fp32 main)" : "fp32 gradients", p.memory_with_zero1.gradients,
+      p.memory_without_zero1.gradients);
   mem("AdamW moments", p.memory_with_zero1.optimizer, p.memory_without_zero1.optimizer);
   mem("activations", p.memory_with_zero1.activations, p.memory_without_zero1.activations);
   mem("total", p.memory_with_zero1.total(), p.memory_without_zero1.total());

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <spdlog/spdlog.h>
 
-#include "cpt/backend/autocast.h"
 #include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
 #include "cpt/config/serialize.h"
@@ -141,37 +140,72 @@ void truncate_metrics(const std::string& path, int64_t step) {
 
 }  // namespace
 
+const char* StepPhases::name(Phase phase) {
+  static constexpr const char* kNames[] = {"data", "forward", "backward", "communication", "optimizer"};
+  return kNames[phase];
+}
+
+void StepPhases::start(Phase phase) {
+  if (device_ == nullptr) return;
+  stop();
+  timers_.emplace_back(phase, device_->start_timer());
+  running_ = true;
+}
+
+void StepPhases::stop() {
+  if (!running_) return;
+  timers_.back().second->stop();
+  running_ = false;
+}
+
+std::array<double, StepPhases::kCount> StepPhases::take() {
+  stop();
+  std::array<double, kCount> seconds{};
+  for (auto& [phase, timer] : timers_) seconds[phase] += timer->seconds();
+  timers_.clear();
+  return seconds;
+}
+
 StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
                       std::vector<data::TorchBatch>& micro_batches, const StepOptions& options) {
-  StepResult result;
+  StepPhases no_timing;
+  StepPhases& phases = options.phases != nullptr ? *options.phases : no_timing;
+  phases.start(StepPhases::kForward);
   replicas.zero_grad();
   int64_t total_tokens = 0;
   for (const auto& b : micro_batches) total_tokens += b.targets.numel();
-  double local_loss = 0;
+  torch::Tensor local_loss;  // on the device: nothing is read back until the step is queued
   for (size_t m = 0; m < micro_batches.size(); ++m) {
     const auto& b = micro_batches[m];
-    torch::Tensor loss;
-    {
-      const backend::AutocastScope autocast(b.tokens.device().type(), {options.bf16_autocast, torch::kBFloat16});
-      // (micro_batch, seq, vocab), fp32 even under autocast
-      const auto logits =
-          options.document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
-      loss = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
-    }
+    phases.start(StepPhases::kForward);
+    // (micro_batch, seq, vocab) in fp32, whatever the compute dtype
+    const auto logits = options.document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
+    const auto loss = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
+    const auto weighted = loss.detach() * share;
+    local_loss = local_loss.defined() ? local_loss + weighted : weighted;
+    phases.start(StepPhases::kBackward);  // with DDP, the bucket all-reduces it overlaps
     if (m + 1 == micro_batches.size()) replicas.sync_during_next_backward();
     (loss * share).backward();
-    local_loss += loss.item<double>() * share;
   }
+  phases.start(StepPhases::kCommunication);
   replicas.finish_gradient_sync();
   // Every rank has as many tokens, so the global mean is the mean of the ranks'.
-  result.loss = replicas.mean(local_loss);
-  result.grad_norm = replicas.clip_grad_norm(options.grad_clip);
-  result.finite = std::isfinite(result.loss) && std::isfinite(result.grad_norm);
-  if (result.finite) {
-    optimizer.step(options.lr);
-    replicas.gather_parameters();
-  }
+  const torch::Tensor stats = replicas.reduce_statistics_and_clip(local_loss, options.stop, options.grad_clip);
+  phases.start(StepPhases::kOptimizer);
+  // A non-finite loss or norm makes the fused kernel skip the update on
+  // every rank (they share the statistics); the weights stay the last finite ones.
+  optimizer.step(options.lr, stats[3].to(torch::kFloat));
+  phases.start(StepPhases::kCommunication);  // the cast into the parameters, and ZeRO-1's all-gather
+  replicas.publish_parameters();
+  phases.stop();
+  const torch::Tensor host = stats.to(torch::kCPU);  // the step's one host sync
+  const double* v = host.data_ptr<double>();
+  StepResult result;
+  result.loss = v[0];
+  result.ranks_stopping = static_cast<int>(v[1]);
+  result.grad_norm = v[2];
+  result.finite = v[3] == 0.0;
   return result;
 }
 
@@ -198,8 +232,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     throw InputError(fmt::format("{}: distributed.backend nccl needs the cuda backend, but this run is on {} ({})",
                                  loaded.source, device->name(), backend::describe_availability("cuda")));
   }
-  const bool bf16_autocast = c.train.precision == "bf16" && device->supports_bf16();
-  if (c.train.precision == "bf16" && !bf16_autocast) {
+  const bool bf16 = c.train.precision == "bf16" && device->supports_bf16();
+  if (c.train.precision == "bf16" && !bf16) {
     spdlog::warn("train.precision bf16: this {} has no fast bf16 (on a CPU: no AVX-512); training in fp32",
                  device->name());
   }
@@ -219,10 +253,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   if (process_group.backend == "auto") process_group.backend = device->process_group_backend();
   const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(env, process_group);
   DataParallel replicas(*group, parameters, c.distributed.zero1,
-                        static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024));
+                        static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024),
+                        bf16 ? torch::kBFloat16 : torch::kFloat);
   AdamW optimizer(replicas.owned_slices(), c.optimizer);
   if (leader) {
-    spdlog::info("device {}, {}, AdamW fused", device->device().str(), bf16_autocast ? "bf16 autocast" : "fp32");
+    spdlog::info("device {}, {}, AdamW fused", device->device().str(),
+                 bf16 ? "bf16 parameters, fp32 master weights and moments" : "fp32");
   }
 
   TrainerState state;
@@ -241,7 +277,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const data::BlendState* data_state = nullptr;
   if (resume_from) {
     check_resume_guard(*resume_from, read_trainer_state(*resume_from).resume_guard, resume_guard(c));
-    state = load_checkpoint(*resume_from, model, optimizer);
+    state = load_checkpoint(*resume_from, replicas, optimizer);
     state.resume_guard = resume_guard(c);
     if (state.config_hash != config_hash(c)) {
       spdlog::warn("resuming {} with a changed optimizer config", *resume_from);
@@ -278,14 +314,15 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
 
   const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
-  const double peak_flops = measure_matmul_flops(*device, bf16_autocast ? torch::kBFloat16 : torch::kFloat);
+  const double peak_flops = measure_matmul_flops(*device, bf16 ? torch::kBFloat16 : torch::kFloat);
   device->reset_peak_memory();
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
   std::ofstream metrics;  // rank 0 writes the metrics
   if (leader) metrics.open(metrics_path, std::ios::app);
   const auto start = Clock::now();
   std::unique_ptr<backend::DeviceTimer> window = device->start_timer();
-  int64_t window_tokens = 0;
+  int64_t window_tokens = 0, window_steps = 0;
+  StepPhases phases(device.get());
 
   auto save = [&] {
     SaveOptions save_options;
@@ -293,7 +330,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.max_shard_size = c.checkpoint.max_shard_size.value;
     save_options.keep_last = c.checkpoint.keep_last;
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
-    const std::string dir = save_checkpoint(paths, model, optimizer, state, save_options, *group);
+    const std::string dir = save_checkpoint(paths, c.model.shape, replicas, optimizer, state, save_options);
     if (leader) spdlog::info("saved {}", dir);
   };
   auto run_eval = [&](nlohmann::ordered_json& row) {
@@ -301,7 +338,6 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
                                     return e.name == set->name();
                                   })->max_batches;
-      const backend::AutocastScope autocast(device->device().type(), {bf16_autocast, torch::kBFloat16});
       const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group, *device);
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
@@ -315,6 +351,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     if (leader) metrics << row.dump() << "\n" << std::flush;
   }
   while (state.step < c.train.steps) {
+    phases.start(StepPhases::kData);
     std::vector<data::TorchBatch> micro_batches;
     data::BlendState after;
     for (int64_t m = 0; m < loader.micro_batches_per_step(); ++m) {
@@ -331,7 +368,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     step_options.lr = lr;
     step_options.grad_clip = c.optimizer.grad_clip;
     step_options.document_mask = c.train.document_mask;
-    step_options.bf16_autocast = bf16_autocast;
+    step_options.stop = g_stop_signal != 0;
+    step_options.phases = &phases;
     const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
     if (group->size() > 1 && state.step == 1) {
@@ -345,6 +383,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     state.tokens += tokens_per_step;
     state.data = after;
     window_tokens += tokens_per_step;
+    ++window_steps;
     if (result.finite) {
       state.nonfinite_in_row = 0;
     } else {
@@ -377,6 +416,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                                     {"mfu", tokens_per_s * flops_per_token / peak_flops},
                                     {"elapsed_s", elapsed},
                                     {"peak_memory_bytes", memory.peak_bytes}};
+      // Mean seconds per step of each phase over the window, from the device timers.
+      const auto seconds = phases.take();
+      for (int p = 0; p < StepPhases::kCount; ++p) {
+        row[fmt::format("time/{}_s", StepPhases::name(static_cast<StepPhases::Phase>(p)))] =
+            seconds[p] / static_cast<double>(std::max<int64_t>(1, window_steps));
+      }
       if (eval_now) run_eval(row);
       if (leader) metrics << row.dump() << "\n" << std::flush;
       const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
@@ -390,14 +435,17 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       }
       window = device->start_timer();
       window_tokens = 0;
+      window_steps = 0;
     }
     if (state.step == raise_at) std::raise(raise_signal);
     const bool checkpoint_now = (c.checkpoint.every_steps > 0 && state.step % c.checkpoint.every_steps == 0) ||
                                 state.step == c.train.steps;
     if (checkpoint_now) save();
     // A signal may reach one rank only (scancel to one task, a node's
-    // SIGTERM): the ranks agree after every step, so all save and stop together.
-    const bool stop = replicas.mean(g_stop_signal != 0 ? 1.0 : 0.0) > 0;
+    // SIGTERM): the ranks agree through the step's statistics collective,
+    // so all save and stop together, after the step that follows the
+    // signal. One rank needs no agreement and stops at once.
+    const bool stop = group->size() == 1 ? g_stop_signal != 0 : result.ranks_stopping > 0;
     if (stop) {
       if (!checkpoint_now) save();
       if (g_stop_signal != 0) {

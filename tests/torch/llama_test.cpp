@@ -168,17 +168,24 @@ TEST(Loss, MeanCrossEntropyAndItsGradientMatchTorchs) {
   EXPECT_THROW(model::mean_cross_entropy(logits, targets.narrow(0, 0, 5)), c10::Error);
 }
 
-// Under bf16 autocast too: the recomputation in backward must run with the
-// forward's autocast state although backward runs outside the scope.
+// In fp32, with bf16 parameters (the training path of train.precision
+// bf16), and under bf16 autocast: the recomputation in backward must run
+// with the forward's autocast state although backward runs outside the
+// scope. The recomputed forward repeats the same kernels on the same
+// inputs, so the gradients are equal, in bf16 as in fp32.
 TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
   torch::manual_seed(0);
   const auto tokens = torch::randint(0, 101, {2, 24}, torch::kLong), targets = torch::randint(0, 101, {2, 24}, torch::kLong);
-  for (const bool bf16 : {false, true}) {
+  enum Mode { kFp32, kBf16Parameters, kBf16Autocast };
+  for (const Mode mode : {kFp32, kBf16Parameters, kBf16Autocast}) {
+    const bool bf16 = mode == kBf16Autocast;
+    const auto grad_dtype = mode == kBf16Parameters ? torch::kBFloat16 : torch::kFloat;
     std::map<std::string, torch::Tensor> grads[2];
     double losses[2];
     for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
       Llama llama(testing::small_gqa_shape());
       llama->init_weights(9);
+      if (mode == kBf16Parameters) llama->to(torch::kBFloat16);
       llama->set_activation_checkpointing(checkpointing == 1);
       torch::Tensor loss;
       {
@@ -190,12 +197,12 @@ TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
       losses[checkpointing] = loss.item<double>();
       for (const auto& p : llama->named_parameters()) grads[checkpointing][p.key()] = p.value().grad().clone();
     }
-    EXPECT_EQ(losses[0], losses[1]) << "bf16 " << bf16;
+    EXPECT_EQ(losses[0], losses[1]) << "mode " << mode;
     ASSERT_EQ(grads[0].size(), grads[1].size());
     for (const auto& [name, g] : grads[0]) {
       ASSERT_TRUE(grads[1][name].defined()) << name;
-      EXPECT_EQ(g.scalar_type(), torch::kFloat) << "gradients of fp32 master weights stay fp32";
-      EXPECT_TRUE(torch::allclose(g, grads[1][name], 1e-5, 1e-7)) << name << " bf16 " << bf16;
+      EXPECT_EQ(g.scalar_type(), grad_dtype) << "gradients have their parameter's dtype";
+      EXPECT_TRUE(torch::allclose(g, grads[1][name], 1e-5, 1e-7)) << name << " mode " << mode;
     }
   }
 }

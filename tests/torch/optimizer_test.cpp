@@ -107,5 +107,33 @@ TEST(AdamW, DecaysMatricesOnlyAndSkipsParametersWithoutGradients) {
   EXPECT_EQ(optimizer.steps(), 2);
 }
 
+// A found_inf of 1 (a device scalar, as the train step passes it) skips
+// the whole update, step count included; the next finite step continues as
+// if the skipped one had not happened.
+TEST(AdamW, FoundInfSkipsTheUpdateWithoutTheHost) {
+  OptimizerConfig config;
+  config.weight_decay = 0.1;
+  NamedTensors skipped = make_parameters(c10::Device(c10::DeviceType::CPU));
+  NamedTensors straight = make_parameters(c10::Device(c10::DeviceType::CPU));
+  AdamW with_skip(skipped, config), without(straight, config);
+  set_gradients(skipped, 0);
+  set_gradients(straight, 0);
+  with_skip.step(0.01, torch::zeros({}));
+  without.step(0.01);
+  const auto before = skipped[0].second.detach().clone();
+  const auto moments_before = with_skip.state()[0].values.clone();
+  for (auto& [name, p] : skipped) p.mutable_grad().fill_(std::nanf(""));
+  with_skip.step(0.01, torch::ones({}));
+  EXPECT_TRUE(torch::equal(skipped[0].second, before)) << "weights untouched";
+  EXPECT_TRUE(torch::equal(with_skip.state()[0].values, moments_before)) << "moments untouched";
+  EXPECT_EQ(with_skip.steps(), 1);
+  set_gradients(skipped, 1);
+  set_gradients(straight, 1);
+  with_skip.step(0.01, torch::zeros({}));
+  without.step(0.01);
+  EXPECT_EQ(with_skip.steps(), 2);
+  for (size_t i = 0; i < skipped.size(); ++i) EXPECT_TRUE(torch::equal(skipped[i].second, straight[i].second)) << i;
+}
+
 }  // namespace
 }  // namespace cpt::train

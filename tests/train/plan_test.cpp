@@ -24,16 +24,37 @@ TEST(Plan, CountsTokensAndAccumulation) {
   EXPECT_EQ(p.world_size, 8);
 }
 
-TEST(Plan, ZeroOneShardsOnlyTheOptimizerState) {
+// bf16 (the default): bf16 parameters and gradients on every rank; the
+// fp32 master weights, main gradients and moments (16 bytes a parameter)
+// sharded by ZeRO-1.
+TEST(Plan, ZeroOneShardsTheMasterStateInBf16) {
   const config::Config c = load({"train.global_batch_size=64"}, 8);
   const Plan p = make_plan(c, 8);
+  const int64_t owned = (p.parameters + 7) / 8;
+  EXPECT_TRUE(p.bf16);
   EXPECT_EQ(p.memory_without_zero1.optimizer, 8 * p.parameters);
-  EXPECT_EQ(p.memory_with_zero1.optimizer, 8 * p.parameters / 8);
-  EXPECT_EQ(p.memory_with_zero1.weights, p.memory_without_zero1.weights);
-  EXPECT_EQ(p.memory_with_zero1.gradients, 4 * p.parameters);
+  EXPECT_EQ(p.memory_with_zero1.optimizer, 8 * owned);
+  EXPECT_EQ(p.memory_without_zero1.weights, 6 * p.parameters);
+  EXPECT_EQ(p.memory_with_zero1.weights, 2 * p.parameters + 4 * owned);
+  EXPECT_EQ(p.memory_with_zero1.gradients, 2 * p.parameters + 4 * owned + 8 * 25 * 1024 * 1024);
   EXPECT_EQ(p.memory.total(), p.memory_with_zero1.total());  // zero1 defaults on
   const Plan replicated = make_plan(load({"train.global_batch_size=64", "distributed.zero1=false"}, 8), 8);
   EXPECT_EQ(replicated.memory.total(), replicated.memory_without_zero1.total());
+}
+
+TEST(Plan, ZeroOneInFp32ShardsTheMoments) {
+  const Plan p = make_plan(load({"train.global_batch_size=64", "train.precision=fp32"}, 8), 8);
+  const int64_t owned = (p.parameters + 7) / 8;
+  EXPECT_EQ(p.memory_with_zero1.weights, 4 * p.parameters);
+  EXPECT_EQ(p.memory_with_zero1.gradients, 4 * p.parameters + 4 * owned) << "plus the reduce-scatter's output";
+  EXPECT_EQ(p.memory_with_zero1.optimizer, 8 * owned);
+}
+
+// The bound: Llama-2-7B at seq 4096 on 8 ranks with full recompute
+// (configs/medical.yaml's recipe) plans at most 52 GiB per rank.
+TEST(Plan, Llama2On8RanksWithRecomputeFitsIn52GiB) {
+  const Plan p = make_plan(load({"train.global_batch_size=64", "train.activation_checkpointing=true"}, 8), 8);
+  EXPECT_LE(p.memory.total(), 52LL << 30) << describe(p);
 }
 
 TEST(Plan, ActivationCheckpointingKeepsOnlyBlockInputs) {

@@ -50,9 +50,9 @@ class ProcessGroup {
 
   // Sums `tensor` over the ranks, in place, asynchronously.
   virtual Pending all_reduce_sum(at::Tensor tensor) = 0;
-  // Sums `input` over the ranks and leaves chunk rank() of the sum (input
-  // cut into size() equal chunks of output's size) in `output`, asynchronously.
-  virtual Pending reduce_scatter_sum(at::Tensor output, const at::Tensor& input) = 0;
+  // Sums inputs[r] over the ranks into rank r's `output`, asynchronously:
+  // one input per rank, each of output's shape and dtype.
+  virtual Pending reduce_scatter_sum(at::Tensor output, std::vector<at::Tensor> inputs) = 0;
   // outputs[r] receives rank r's `local`; all have local's shape.
   virtual void all_gather(const at::Tensor& local, std::vector<at::Tensor> outputs) = 0;
   virtual void barrier() = 0;

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cpt/io/dtype.h"
 #include "cpt/model/config.h"
@@ -20,11 +22,17 @@ nlohmann::json llama_config_json(const model::Shape& shape, Dtype dtype);
 // the file for the first missing, unexpected or misshapen tensor, and for
 // non-finite values.
 void load_hf_weights(torch::nn::Module& module, const std::string& dir);
+// The same for named tensors (e.g. fp32 master weights): each is filled,
+// converted to its own dtype; the names must be exactly the directory's.
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+void load_hf_weights(NamedTensors& tensors, const std::string& dir);
 
 // Writes the parameters as HF safetensors (model.safetensors, or
 // model-0000K-of-0000N.safetensors + index past max_shard_size) and
 // config.json into `dir`, which must exist.
 void save_hf_weights(const torch::nn::Module& module, const model::Shape& shape, const std::string& dir, Dtype dtype,
+                     int64_t max_shard_size);
+void save_hf_weights(const NamedTensors& tensors, const model::Shape& shape, const std::string& dir, Dtype dtype,
                      int64_t max_shard_size);
 
 }  // namespace cpt::io

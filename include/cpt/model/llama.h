@@ -91,7 +91,7 @@ class LlamaImpl : public torch::nn::Module {
   torch::nn::ModuleList layers_{nullptr};
   RMSNorm norm_{nullptr};
   torch::nn::Linear lm_head_{nullptr};
-  torch::Tensor inv_freq_;  // (head_dim / 2) fp32, not a parameter
+  torch::Tensor inv_freq_;  // (head_dim / 2) fp32, a buffer
 };
 TORCH_MODULE(Llama);
 

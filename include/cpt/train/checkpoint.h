@@ -10,7 +10,8 @@
 
 #include "cpt/data/blender.h"
 #include "cpt/dist/process_group.h"
-#include "cpt/model/llama.h"
+#include "cpt/model/config.h"
+#include "cpt/train/data_parallel.h"
 #include "cpt/train/optimizer.h"
 
 namespace cpt::train {
@@ -42,8 +43,10 @@ struct SaveOptions {
 // weights and the state; with a sharded optimizer each rank writes
 // optimizer-<rank>-of-<world>.safetensors (the directory must be on a file
 // system all ranks share). Returns the checkpoint's directory.
-std::string save_checkpoint(const CheckpointPaths& paths, model::Llama& model, const AdamW& optimizer,
-                            const TrainerState& state, const SaveOptions& options, dist::ProcessGroup& group);
+// The weights written are `replicas`' fp32 master weights (gathered from
+// the ranks under ZeRO-1 in bf16 training), so a resume is exact.
+std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& shape, DataParallel& replicas,
+                            const AdamW& optimizer, const TrainerState& state, const SaveOptions& options);
 
 // The directory `latest` names, if any.
 std::optional<std::string> latest_checkpoint(const CheckpointPaths& paths);
@@ -54,6 +57,7 @@ TrainerState read_trainer_state(const std::string& dir);
 // Loads weights, optimizer moments and trainer state. The moments may have
 // been written by any number of ranks; each optimizer reads the ranges it
 // owns. Throws InputError naming the file on anything missing or malformed.
-TrainerState load_checkpoint(const std::string& dir, model::Llama& model, AdamW& optimizer);
+// The weights become the master weights and, cast, the parameters.
+TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, AdamW& optimizer);
 
 }  // namespace cpt::train

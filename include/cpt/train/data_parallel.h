@@ -1,20 +1,28 @@
 #pragma once
-// Data parallelism over a process group, as DDP and ZeRO-1 do it.
+// Data parallelism over a process group, as DDP and ZeRO-1 do it, with
+// Megatron's mixed precision: the model computes with parameters in the
+// compute dtype (bf16 or fp32) while the optimizer updates fp32 master
+// weights.
 //
-// Parameters and gradients each live in one flat fp32 buffer, parameters in
-// reverse order so that backward finishes the buffer front to back. The
-// gradient buffer is cut into buckets (distributed.bucket_mb); during the
-// backward of the last micro-batch of a step, a hook on each parameter's
-// gradient accumulator starts a bucket's all-reduce as soon as all its
-// gradients are final, so communication overlaps the rest of backward.
-// Buckets start in index order on every rank, as collectives must.
+// Parameters and their gradients each live in one flat buffer of the
+// compute dtype, parameters in reverse order so that backward finishes the
+// buffer front to back. Gradients accumulate over micro-batches there
+// (autograd accumulates in the parameter's dtype); the reduction over the
+// ranks is in fp32, into the fp32 main gradients the optimizer reads.
+//
+// Without ZeRO-1 the gradient buffer is cut into buckets
+// (distributed.bucket_mb): during the backward of the last micro-batch, a
+// hook on each parameter's gradient accumulator starts a bucket's
+// all-reduce as soon as all its gradients are final, so communication
+// overlaps the rest of backward. Buckets start in index order on every
+// rank, as collectives must.
 //
 // With ZeRO-1 each rank owns a contiguous 1/N of the flat buffer: after
-// backward one reduce-scatter leaves each rank the summed gradients of its
-// range only (no bucket overlap: the buckets do not split evenly over the
-// ranks' ranges); the optimizer holds moments for that range and updates
-// only it, and an all-gather then gives every rank the new weights. The
-// traffic is that of one all-reduce, as with DDP.
+// backward a reduce-scatter (in fp32 chunks of bucket_mb) leaves each rank
+// the summed gradients of its range only; the fp32 master weights and the
+// moments exist for that range only; after the update the rank casts its
+// range into the compute-dtype parameters and one all-gather of those
+// gives every rank the new weights. The traffic is that of one all-reduce.
 // Torch-facing.
 
 #include <memory>
@@ -27,18 +35,22 @@ namespace cpt::train {
 
 class DataParallel {
  public:
-  // Moves `parameters` into the flat buffers (their values are kept) and
-  // installs the gradient hooks. The parameters must outlive this object.
-  DataParallel(dist::ProcessGroup& group, const NamedTensors& parameters, bool zero1, int64_t bucket_bytes);
+  // Moves `parameters` into the flat buffers of `compute_dtype` (their fp32
+  // values seed the master weights) and installs the gradient hooks. The
+  // parameters must outlive this object.
+  DataParallel(dist::ProcessGroup& group, const NamedTensors& parameters, bool zero1, int64_t bucket_bytes,
+               torch::ScalarType compute_dtype = torch::kFloat);
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
   dist::ProcessGroup& group() { return group_; }
   const NamedTensors& parameters() const { return parameters_; }
+  torch::ScalarType compute_dtype() const { return compute_dtype_; }
 
-  // What this rank's optimizer updates: every parameter whole, or its
-  // ZeRO-1 range cut at parameter boundaries.
+  // What this rank's optimizer updates: the fp32 master weights and main
+  // gradients of every parameter whole, or of its ZeRO-1 range cut at
+  // parameter boundaries.
   std::vector<ParamSlice> owned_slices() const;
   bool sharded() const { return zero1_; }
 
@@ -47,15 +59,31 @@ class DataParallel {
   // The backward that follows is the step's last: its hooks start the
   // bucket all-reduces.
   void sync_during_next_backward();
-  // Starts any bucket not yet started, waits for all and averages the
-  // gradients over the ranks. Every rank then holds the same gradients.
+  // Starts any bucket not yet started, waits for all, and leaves the fp32
+  // mean of the ranks' gradients in this rank's main gradients.
   void finish_gradient_sync();
-  // Clips the gradients to a global L2 norm of `max_norm` (0: no clipping)
-  // and returns the norm before clipping. With ZeRO-1 the norm is summed
-  // over the ranks' ranges, the only gradients that are final.
-  double clip_grad_norm(double max_norm);
-  // After the optimizer step with ZeRO-1: every rank gets every range.
-  void gather_parameters();
+
+  // After finish_gradient_sync: one collective for the step's statistics.
+  // Returns a device tensor (4) of doubles: the mean over the ranks of
+  // `local_loss` (a device scalar), the number of ranks with `stop` set,
+  // the global L2 norm of the gradients before clipping, and 1 when the
+  // loss or the norm is not finite (else 0). Clips the main gradients to
+  // `max_norm` (<= 0: no clipping) on the device; the host reads nothing.
+  torch::Tensor reduce_statistics_and_clip(const torch::Tensor& local_loss, bool stop, double max_norm);
+
+  // After the optimizer step: casts this rank's master weights into the
+  // parameters and, with ZeRO-1, all-gathers them so every rank has every
+  // range.
+  void publish_parameters();
+
+  // The fp32 master weights of every parameter, whole, in the parameters'
+  // shapes: views of the master when this rank holds all of them, else
+  // (bf16 with ZeRO-1) gathered from the ranks, chunk by chunk, into host
+  // memory; every rank must call it then.
+  NamedTensors full_master_weights();
+  // Sets every parameter, and this rank's master weights, from `values`
+  // (whole fp32 tensors by parameter name, e.g. a checkpoint's).
+  void load_master_weights(const NamedTensors& values);
 
   // Mean of `value` over the ranks.
   double mean(double value);
@@ -68,12 +96,19 @@ class DataParallel {
  private:
   struct Buckets;
   void on_gradient_ready(size_t parameter);
+  void start_bucket(size_t k);
+  bool mixed() const { return compute_dtype_ != torch::kFloat; }
 
   dist::ProcessGroup& group_;
   NamedTensors parameters_;
   bool zero1_;
-  torch::Tensor flat_params_, flat_grads_;
-  torch::Tensor owned_grads_;  // ZeRO-1: this rank's range, as the reduce-scatter leaves it
+  torch::ScalarType compute_dtype_;
+  int64_t chunk_elements_;
+  torch::Tensor flat_params_, flat_grads_;  // compute dtype, the whole model
+  int64_t owned_begin_ = 0, owned_end_ = 0;  // this rank's range of the flat buffers
+  // fp32, the owned range: views of flat_params_ / flat_grads_ where those
+  // are fp32 and not sharded, else buffers of their own.
+  torch::Tensor master_, main_grads_;
   std::vector<int64_t> offsets_;  // of each parameter in the flat buffers
   std::shared_ptr<Buckets> buckets_;
   size_t started_during_backward_ = 0;

@@ -17,13 +17,18 @@ namespace cpt::train {
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// Elements [offset, offset + numel) of parameter `name`, flattened.
+// What the optimizer updates of parameter `name`: elements [offset,
+// offset + master.numel()) of it, flattened. `master` is the fp32 copy the
+// update writes: the parameter itself in fp32 training, or (bf16 training)
+// the optimizer's master weights, which the caller casts into the bf16
+// parameters after each step. A whole slice keeps the parameter's shape, a
+// partial one is 1-D.
 struct ParamSlice {
   std::string name;
-  torch::Tensor param;  // the whole parameter; its .grad() is read at each step
+  torch::Tensor master;
+  torch::Tensor grad;    // fp32, master's shape; undefined: master.grad(), read at each step
   int64_t offset = 0;
-  int64_t numel = 0;
-  bool whole() const { return offset == 0 && numel == param.numel(); }
+  bool decayed = false;  // weight decay applies (matrices, not norms)
 };
 
 // One moment tensor of the optimizer state and where it sits in its
@@ -38,16 +43,21 @@ struct MomentSlice {
 class AdamW {
  public:
   AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config);
-  // Every parameter whole: one process, no sharding.
+  // Every parameter whole, updated in place from its .grad(): one process,
+  // fp32, no sharding.
   AdamW(const NamedTensors& parameters, const OptimizerConfig& config);
 
-  // One update with learning rate `lr`, from each parameter's .grad(), by
-  // ATen's fused kernel (_fused_adamw_, torch.optim.AdamW(fused=True)): it
-  // reads each element once, where the multi-tensor form reads it about
-  // ten times. CPU and CUDA both have it.
-  void step(double lr);
+  // One update with learning rate `lr` by ATen's fused kernel
+  // (_fused_adamw_, torch.optim.AdamW(fused=True)): it reads each element
+  // once, where the multi-tensor form reads it about ten times. CPU and CUDA
+  // both have it. `found_inf`, a device scalar (1: skip), lets the kernel
+  // skip the update without the host reading anything; the step count then
+  // stays where it was, on the device too.
+  void step(double lr, const torch::Tensor& found_inf = {});
 
-  int64_t steps() const { return steps_; }
+  // Updates applied. Reads the device's count: a host sync.
+  int64_t steps() const;
+  const std::vector<ParamSlice>& slices() const { return slices_; }
 
   std::vector<MomentSlice> state() const;
   // Restores the moments: `read(key, offset, out)` must fill `out` with
@@ -61,15 +71,11 @@ class AdamW {
   OptimizerConfig config_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   // The fused kernel reads the step count from a device scalar per tensor:
-  // views of one vector, so one fill sets them all.
+  // views of one vector, so one add moves them all.
   torch::Tensor step_count_vector_;
   std::vector<torch::Tensor> step_counts_;
-  int64_t steps_ = 0;
+  int64_t host_steps_ = 0;  // without slices there is no device count
 };
 
-// Scales all gradients so their global L2 norm is at most `max_norm`, as
-// torch.nn.utils.clip_grad_norm_ does; returns the norm before clipping.
-// max_norm <= 0 only measures.
-double clip_grad_norm(const NamedTensors& parameters, double max_norm);
 
 }  // namespace cpt::train

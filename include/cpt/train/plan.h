@@ -11,8 +11,8 @@
 namespace cpt::train {
 
 struct MemoryEstimate {
-  int64_t weights = 0;      // fp32 master weights
-  int64_t gradients = 0;    // fp32 gradients
+  int64_t weights = 0;      // parameters; in bf16 also the fp32 master weights (sharded under ZeRO-1)
+  int64_t gradients = 0;    // accumulated gradients; in bf16 also the fp32 main gradients (sharded under ZeRO-1)
   int64_t optimizer = 0;    // AdamW first and second moments (sharded under ZeRO-1)
   int64_t activations = 0;  // saved for backward, one micro-batch in flight
   int64_t total() const { return weights + gradients + optimizer + activations; }
@@ -25,6 +25,7 @@ struct Plan {
   int64_t steps = 0;
   int64_t total_tokens = 0;
   int world_size = 1;
+  bool bf16 = false;                   // train.precision bf16: bf16 parameters over fp32 master weights
   int64_t micro_batches_per_rank = 0;  // gradient-accumulation steps on each rank
   MemoryEstimate memory;               // per rank, as configured
   MemoryEstimate memory_without_zero1; // per rank, replicated optimizer state
