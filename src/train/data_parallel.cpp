@@ -91,10 +91,7 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
     torch::Tensor& p = parameters_[i].second;
     const int64_t n = p.numel();
     const auto values = p.detach().reshape({-1});
-    if (mixed()) {  // the fp32 values seed the master before the cast
-      const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + n);
-      if (begin < end) master_.narrow(0, begin - owned_begin_, end - begin).copy_(values.narrow(0, begin - offsets_[i], end - begin));
-    }
+    if (mixed()) copy_owned_part(i, values);  // the fp32 values seed the master before the cast
     flat_params_.narrow(0, offsets_[i], n).copy_(values);
     p.set_data(flat_params_.narrow(0, offsets_[i], n).view(p.sizes()));
     p.mutable_grad() = flat_grads_.narrow(0, offsets_[i], n).view(p.sizes());
@@ -107,6 +104,15 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
   }
 }
 
+std::pair<int64_t, int64_t> DataParallel::owned_part(size_t i) const {
+  return {std::max(owned_begin_, offsets_[i]), std::min(owned_end_, offsets_[i] + parameters_[i].second.numel())};
+}
+
+void DataParallel::copy_owned_part(size_t i, const torch::Tensor& values) {
+  const auto [begin, end] = owned_part(i);
+  if (begin < end) master_.narrow(0, begin - owned_begin_, end - begin).copy_(values.narrow(0, begin - offsets_[i], end - begin));
+}
+
 DataParallel::~DataParallel() {
   for (auto& [accumulator, key] : buckets_->hooks) accumulator->del_post_hook(key);
 }
@@ -115,7 +121,7 @@ std::vector<ParamSlice> DataParallel::owned_slices() const {
   std::vector<ParamSlice> slices;
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const auto& [name, p] = parameters_[i];
-    const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + p.numel());
+    const auto [begin, end] = owned_part(i);
     if (begin >= end) continue;
     auto master = master_.narrow(0, begin - owned_begin_, end - begin);
     auto grad = main_grads_.narrow(0, begin - owned_begin_, end - begin);
@@ -170,12 +176,14 @@ void DataParallel::finish_gradient_sync() {
     return;
   }
   if (zero1_) {
-    // Chunk by chunk: rank r's part of each chunk is the same stretch of
-    // its range. In bf16 only one chunk of fp32 copies exists at a time.
+    // In fp32 one reduce-scatter of the buffer itself. In bf16 chunk by
+    // chunk (rank r's part of each chunk is the same stretch of its range),
+    // so only one chunk of fp32 copies exists at a time.
     started_during_backward_ = 0;
     const int64_t range = owned_end_ - owned_begin_;
-    for (int64_t first = 0; first < range; first += chunk_elements_) {
-      const int64_t n = std::min(chunk_elements_, range - first);
+    const int64_t chunk = mixed() ? chunk_elements_ : range;
+    for (int64_t first = 0; first < range; first += chunk) {
+      const int64_t n = std::min(chunk, range - first);
       std::vector<torch::Tensor> inputs;
       for (int r = 0; r < world; ++r) {
         auto part = flat_grads_.narrow(0, range * r + first, n);
@@ -263,19 +271,10 @@ void DataParallel::load_master_weights(const NamedTensors& values) {
     TORCH_CHECK(it != by_name.end(), "load_master_weights: no value for ", name);
     const auto flat = it->second->reshape({-1}).to(master_.device(), torch::kFloat);
     flat_params_.narrow(0, offsets_[i], p.numel()).copy_(flat);
-    if (!mixed()) continue;
-    const int64_t begin = std::max(owned_begin_, offsets_[i]), end = std::min(owned_end_, offsets_[i] + p.numel());
-    if (begin < end) master_.narrow(0, begin - owned_begin_, end - begin).copy_(flat.narrow(0, begin - offsets_[i], end - begin));
+    if (mixed()) copy_owned_part(i, flat);
   }
 }
 
 size_t DataParallel::buckets() const { return buckets_->begin.size(); }
-
-double DataParallel::mean(double value) {
-  if (group_.size() == 1) return value;
-  auto t = torch::full({1}, value, torch::kDouble);
-  group_.all_reduce_sum(t).wait();
-  return t.item<double>() / group_.size();
-}
 
 }  // namespace cpt::train

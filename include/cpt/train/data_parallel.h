@@ -26,6 +26,7 @@
 // Torch-facing.
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "cpt/dist/process_group.h"
@@ -85,9 +86,6 @@ class DataParallel {
   // (whole fp32 tensors by parameter name, e.g. a checkpoint's).
   void load_master_weights(const NamedTensors& values);
 
-  // Mean of `value` over the ranks.
-  double mean(double value);
-
   // Of the last step's gradient buckets, how many the hooks started while
   // backward was still running (the rest started after it).
   size_t buckets() const;
@@ -97,6 +95,10 @@ class DataParallel {
   struct Buckets;
   void on_gradient_ready(size_t parameter);
   void start_bucket(size_t k);
+  // Elements [first, second) of the flat buffers: parameter i's part of this rank's range (empty: none).
+  std::pair<int64_t, int64_t> owned_part(size_t i) const;
+  // Copies parameter i's part of this rank's range from `values` (the whole parameter, flat) into the master.
+  void copy_owned_part(size_t i, const torch::Tensor& values);
   bool mixed() const { return compute_dtype_ != torch::kFloat; }
 
   dist::ProcessGroup& group_;
