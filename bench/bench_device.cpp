@@ -3,9 +3,9 @@
 //   1. forward/backward agreement of the device (bf16 autocast where it has
 //      it) with the CPU in fp32, on a small model with the same weights;
 //   2. one full training step (AdamW) of the real shape, to show it fits,
-//      with activation checkpointing, and without where memory allows;
+//      with each activation_checkpointing mode (full, selective, none) where memory allows;
 //   3. timed steps of the real shape with fewer layers: tokens/s, MFU
-//      against --peak-tflops, peak memory; with and without checkpointing.
+//      against --peak-tflops, peak memory; for each activation_checkpointing mode.
 //
 // Usage: bench_device [--backend auto] [--preset llama2-7b] [--seq 4096]
 //                     [--timed-layers 4] [--steps 5] [--peak-tflops 989]
@@ -79,14 +79,14 @@ struct StepFigures {
   double tokens_per_s = 0, mfu = 0, peak_gb = 0;
 };
 
-StepFigures train_steps(const model::Shape& shape, int64_t seq, bool checkpointing, int64_t steps,
+StepFigures train_steps(const model::Shape& shape, int64_t seq, model::Recompute recompute, int64_t steps,
                         backend::Backend& device, bool bf16, double peak_flops) {
   StepFigures out;
   try {
     device.reset_peak_memory();
     model::Llama llama(shape);
     llama->init_weights(1);
-    llama->set_activation_checkpointing(checkpointing);
+    llama->set_activation_checkpointing(recompute);
     llama->to(device.device());
     train::NamedTensors parameters;
     for (auto& p : llama->named_parameters()) parameters.emplace_back(p.key(), p.value());
@@ -150,22 +150,20 @@ int main(int argc, char** argv) {
   // 2 and 3. The real shape.
   model::Shape full = model::find_preset(args.preset).shape;
   const double peak = args.peak_tflops * 1e12;
-  std::printf("| %s, seq %lld | layers | checkpointing | fits | tokens/s | MFU (vs %.0f TFLOP/s) | peak memory |\n",
+  std::printf("| %s, seq %lld | layers | activation_checkpointing | fits | tokens/s | MFU (vs %.0f TFLOP/s) | peak memory |\n",
               args.preset.c_str(), static_cast<long long>(args.seq), args.peak_tflops);
   std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
-  auto row = [&](const char* what, const model::Shape& shape, bool checkpointing, int64_t steps) {
-    const StepFigures f = train_steps(shape, args.seq, checkpointing, steps, *device, bf16, peak);
+  auto row = [&](const char* what, const model::Shape& shape, const char* recompute, int64_t steps) {
+    const StepFigures f = train_steps(shape, args.seq, model::parse_recompute(recompute), steps, *device, bf16, peak);
     std::printf("| %s | %lld | %s | %s | %s | %s | %.1f GB |\n", what, static_cast<long long>(shape.num_hidden_layers),
-                checkpointing ? "on" : "off", f.fits ? "yes" : ("no: " + f.error).c_str(),
+                recompute, f.fits ? "yes" : ("no: " + f.error).c_str(),
                 steps > 0 && f.fits ? std::to_string(static_cast<int64_t>(f.tokens_per_s)).c_str() : "-",
                 steps > 0 && f.fits ? (std::to_string(static_cast<int>(100 * f.mfu)) + "%").c_str() : "-", f.peak_gb);
     std::fflush(stdout);
   };
-  row("one AdamW step, all layers", full, true, 0);
-  row("one AdamW step, all layers", full, false, 0);
+  for (const char* recompute : {"full", "selective", "none"}) row("one AdamW step, all layers", full, recompute, 0);
   model::Shape timed = full;
   timed.num_hidden_layers = std::min(full.num_hidden_layers, args.timed_layers);
-  row("timed steps", timed, true, args.steps);
-  row("timed steps", timed, false, args.steps);
+  for (const char* recompute : {"full", "selective", "none"}) row("timed steps", timed, recompute, args.steps);
   return agrees ? 0 : 1;
 }

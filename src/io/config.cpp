@@ -21,6 +21,9 @@ void validate(const CheckpointConfig& config) {
     throw ConfigValueError("checkpoint.max_shard_size",
                            fmt::format("{} is invalid; it must be > 0 bytes (e.g. 5GB)", config.max_shard_size.value));
   }
+  if (config.dtype != "fp32" && config.dtype != "bf16") {
+    throw ConfigValueError("checkpoint.dtype", fmt::format("'{}' is not valid; use one of: fp32, bf16", config.dtype));
+  }
 }
 
 }  // namespace cpt::io

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cpt/backend/autocast.h"
+#include "cpt/model/attention.h"
 
 namespace cpt::model {
 
@@ -15,30 +16,29 @@ torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(tor
 // RoPE in HF's convention, x * cos + rotate_half(x) * sin with
 // rotate_half(x1, x2) = (-x2, x1), written as x * cos + (x2, x1) * sin_signed
 // where sin_signed = (-sin, sin) over the two halves of head_dim and
-// (x2, x1) is a roll by half: one fused multiply-add, no negation pass, and
-// a roll back as the swap's whole backward.
-torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin_signed) {
-  return torch::addcmul(x * cos, torch::roll(x, x.size(-1) / 2, -1), sin_signed);
-}
-
-// The attention mask for document masking: SDPA's (batch, 1, seq, seq)
-// bool mask, true = attend: causal, and within the token's own document.
-torch::Tensor document_attention_mask(const torch::Tensor& document, int64_t seq) {
-  // document: (batch, seq) document number of each token
-  const auto causal = torch::ones({seq, seq}, document.options().dtype(torch::kBool)).tril();
-  return (document.unsqueeze(2) == document.unsqueeze(1)).logical_and(causal).unsqueeze(1);
-}
-
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& mask) {
-  // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim).
-  // GQA inside SDPA (enable_gqa): each KV head serves heads/kv_heads
-  // consecutive query heads, HF's repeat_kv order, without copying K and V.
-  // Without a mask SDPA's is_causal picks flash attention where it can.
-  const bool gqa = k.size(1) != q.size(1);
-  if (!mask.defined()) {
-    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
+// (x2, x1) is a roll by half: one fused multiply-add, no negation pass.
+// RoPE is linear in x, so backward needs only the tables, not x or its
+// rolled copy (autograd of the composed ops would keep both):
+// dL/dx = g * cos + roll(g * sin_signed), a roll by half being its own
+// inverse.
+struct RotaryFunction : public torch::autograd::Function<RotaryFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin_signed) {
+    ctx->save_for_backward({cos, sin_signed});
+    return torch::addcmul(x * cos, torch::roll(x, x.size(-1) / 2, -1), sin_signed);
   }
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& g = grad_outputs[0];
+    auto grad_x = (g * saved[0]).add_(torch::roll(g * saved[1], g.size(-1) / 2, -1));
+    return {grad_x, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin_signed) {
+  return RotaryFunction::apply(x, cos, sin_signed);
 }
 
 // RMSNorm with a hand-written backward: autograd of the composed ops
@@ -49,28 +49,167 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 //   dL/dx = r * (g*w - n * mean(g*w*n)).
 // Statistics in fp32; n is cast to the input dtype before the scale, as HF
 // does.
+struct RMSNormParts {
+  torch::Tensor y, n, r;  // output; normalised input in x's dtype; fp32 1/rms, (..., 1)
+};
+
+RMSNormParts rms_norm_forward(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  const auto h = x.to(torch::kFloat);
+  const auto r = torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add_(eps));
+  const auto n = (h * r).to(x.scalar_type());
+  return {weight * n, n, r};
+}
+
+// Returns {dL/dx, dL/dw}.
+std::pair<torch::Tensor, torch::Tensor> rms_norm_backward(const torch::Tensor& g, const torch::Tensor& n,
+                                                          const torch::Tensor& r, const torch::Tensor& weight) {
+  const auto g_n = (g * n).to(torch::kFloat);  // (..., dim)
+  const auto grad_weight = g_n.reshape({-1, g_n.size(-1)}).sum(0).to(weight.scalar_type());
+  const auto mean_gwn = (g_n * weight.to(torch::kFloat)).mean(-1, /*keepdim=*/true);  // mean(g*w*n)
+  auto grad_x = (g * weight).to(torch::kFloat).addcmul_(n.to(torch::kFloat), mean_gwn, -1.0).mul_(r);
+  return {grad_x.to(n.scalar_type()), grad_weight};  // n has x's dtype
+}
+
 struct RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, double eps) {
-    const auto h = x.to(torch::kFloat);
-    const auto r = torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true).add_(eps));  // (..., 1)
-    const auto n = (h * r).to(x.scalar_type());
-    ctx->save_for_backward({n, r, weight});
-    return weight * n;
+    RMSNormParts parts = rms_norm_forward(x, weight, eps);
+    ctx->save_for_backward({parts.n, parts.r, weight});
+    return parts.y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
-    const auto& n = saved[0];
-    const auto& r = saved[1];
-    const auto& weight = saved[2];
-    const auto g = grad_outputs[0];
-    const auto g_n = (g * n).to(torch::kFloat);  // (..., dim)
-    const auto grad_weight = g_n.reshape({-1, g_n.size(-1)}).sum(0).to(weight.scalar_type());
-    const auto mean_gwn = (g_n * weight.to(torch::kFloat)).mean(-1, /*keepdim=*/true);  // mean(g*w*n)
-    auto grad_x = (g * weight).to(torch::kFloat).addcmul_(n.to(torch::kFloat), mean_gwn, -1.0).mul_(r);
-    return {grad_x.to(n.scalar_type()), grad_weight, torch::Tensor()};  // n has x's dtype
+    auto [grad_x, grad_weight] = rms_norm_backward(grad_outputs[0], saved[0], saved[1], saved[2]);
+    return {grad_x, grad_weight, torch::Tensor()};
+  }
+};
+
+// The attention between the projections: q, k, v as the projections give
+// them, (batch, seq, heads * head_dim) and (batch, seq, kv_heads *
+// head_dim); RoPE, SDPA, and the heads merged back: (batch, seq, heads *
+// head_dim), o_proj's input.
+torch::Tensor attention_core(const torch::Tensor& q_proj, const torch::Tensor& k_proj, const torch::Tensor& v_proj,
+                             const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& documents,
+                             int64_t heads, int64_t kv_heads, int64_t head_dim) {
+  const int64_t batch = q_proj.size(0), seq = q_proj.size(1);
+  auto q = q_proj.view({batch, seq, heads, head_dim}).transpose(1, 2);  // (batch, heads, seq, head_dim)
+  auto k = k_proj.view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
+  auto v = v_proj.view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
+  q = rotary(q, cos, sin);
+  k = rotary(k, cos, sin);
+  auto out = causal_attention(q, k, v, documents);  // (batch, heads, seq, head_dim)
+  return out.transpose(1, 2).reshape({batch, seq, heads * head_dim});
+}
+
+// Function::apply cannot carry undefined tensors: "none" travels as an
+// empty one.
+torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Tensor() : t; }
+
+// Selective recompute, as Megatron's: what backward needs from the cheap
+// operations around the matmuls is recomputed from the matmul outputs
+// instead of kept. Each piece is an autograd Function whose forward runs
+// without recording a graph and saves only its inputs.
+//
+// RMSNorm then two or three projections of its output (q/k/v, or gate/up):
+// saves x, not the normalised x that the projections read; backward
+// recomputes it, then y's gradient is the sum over the projections of
+// g_i W_i and W_i's gradient g_i^T y, as Linear's backward computes them.
+struct NormThenProject : public torch::autograd::Function<NormThenProject> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                                const torch::Tensor& norm_weight, const torch::Tensor& w0,
+                                                const torch::Tensor& w1, const torch::Tensor& w2, double eps) {
+    ctx->save_for_backward({x, norm_weight, w0, w1, w2});
+    ctx->saved_data["eps"] = eps;
+    const torch::Tensor y = rms_norm_forward(x, norm_weight, eps).y;
+    torch::autograd::variable_list out = {at::linear(y, w0), at::linear(y, w1)};
+    if (w2.numel() > 0) out.push_back(at::linear(y, w2));
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& norm_weight = saved[1];
+    const RMSNormParts norm = rms_norm_forward(x, norm_weight, ctx->saved_data["eps"].toDouble());
+    const auto y2d = norm.y.reshape({-1, norm.y.size(-1)});
+    torch::Tensor grad_y;
+    torch::autograd::variable_list grad_weights(3);
+    for (size_t i = 0; i < grad_outputs.size(); ++i) {
+      const auto& g = grad_outputs[i];
+      if (!g.defined()) continue;
+      const auto& w = saved[2 + i];
+      const auto g2d = g.reshape({-1, g.size(-1)});
+      grad_weights[i] = g2d.t().mm(y2d);
+      grad_y = grad_y.defined() ? grad_y.addmm_(g2d, w) : g2d.mm(w);
+    }
+    if (!grad_y.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    auto [grad_x, grad_norm_weight] = rms_norm_backward(grad_y.view(x.sizes()), norm.n, norm.r, norm_weight);
+    return {grad_x, grad_norm_weight, grad_weights[0], grad_weights[1], grad_weights[2], torch::Tensor()};
+  }
+};
+
+// RoPE and attention: saves q, k and v as the projections gave them; the
+// rotated q and k, and SDPA's own saved state, are recomputed in backward
+// (attention's forward runs twice: the "softmax side" Megatron recomputes).
+struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& documents, int64_t heads, int64_t kv_heads) {
+    ctx->save_for_backward({q, k, v, cos, sin, documents});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["kv_heads"] = kv_heads;
+    const int64_t head_dim = q.size(-1) / heads;
+    return attention_core(q, k, v, cos, sin, unwrap(documents), heads, kv_heads, head_dim);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const int64_t heads = ctx->saved_data["heads"].toInt(), kv_heads = ctx->saved_data["kv_heads"].toInt();
+    auto q = saved[0].detach().requires_grad_(true);
+    auto k = saved[1].detach().requires_grad_(true);
+    auto v = saved[2].detach().requires_grad_(true);
+    torch::autograd::variable_list grads;
+    {
+      torch::AutoGradMode grad_on(true);
+      const auto out = attention_core(q, k, v, saved[3], saved[4], unwrap(saved[5]), heads, kv_heads,
+                                      q.size(-1) / heads);
+      grads = torch::autograd::grad({out}, {q, k, v}, {grad_outputs[0]});
+    }
+    return {grads[0], grads[1], grads[2], torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+// SwiGLU then down_proj: saves gate and up (matmul outputs); silu(gate) * up,
+// down_proj's input, is recomputed in backward.
+struct SwiGluDown : public torch::autograd::Function<SwiGluDown> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& gate,
+                               const torch::Tensor& up, const torch::Tensor& w_down) {
+    ctx->save_for_backward({gate, up, w_down});
+    return at::linear(torch::silu(gate) * up, w_down);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    auto gate = saved[0].detach().requires_grad_(true);
+    auto up = saved[1].detach().requires_grad_(true);
+    const auto& w_down = saved[2];
+    const auto& g = grad_outputs[0];
+    const auto g2d = g.reshape({-1, g.size(-1)});
+    torch::autograd::variable_list grads;
+    torch::Tensor grad_w_down;
+    {
+      torch::AutoGradMode grad_on(true);
+      const auto product = torch::silu(gate) * up;
+      grad_w_down = g2d.t().mm(product.detach().reshape({-1, product.size(-1)}));
+      grads = torch::autograd::grad({product}, {gate, up}, {g2d.mm(w_down).view(product.sizes())});
+    }
+    return {grads[0], grads[1], grad_w_down};
   }
 };
 
@@ -84,20 +223,16 @@ struct RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
 // state needs restoring.
 struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, const torch::Tensor& mask, int64_t block_address) {
+                               const torch::Tensor& sin, const torch::Tensor& documents, int64_t block_address) {
     auto* block = reinterpret_cast<BlockImpl*>(block_address);  // the module outlives the graph
     ctx->saved_data["block"] = block_address;
     const backend::AutocastState autocast = backend::autocast_state(x.device().type());
     ctx->saved_data["autocast"] = autocast.enabled;
     ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(autocast.dtype);
-    ctx->save_for_backward({x, cos, sin, mask});
+    ctx->save_for_backward({x, cos, sin, documents});
     torch::NoGradGuard no_grad;
-    return block->forward(x, cos, sin, unwrap_mask(mask));
+    return block->forward(x, cos, sin, unwrap(documents));
   }
-
-  // Function::apply cannot carry undefined tensors: "no mask" travels as an
-  // empty one.
-  static torch::Tensor unwrap_mask(const torch::Tensor& mask) { return mask.numel() == 0 ? torch::Tensor() : mask; }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
@@ -110,7 +245,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
           x.device().type(), {ctx->saved_data["autocast"].toBool(),
                               static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt())});
       torch::AutoGradMode grad_on(true);
-      y = block->forward(x, saved[1], saved[2], unwrap_mask(saved[3]));
+      y = block->forward(x, saved[1], saved[2], unwrap(saved[3]));
     }
     torch::autograd::backward({y}, {grad_outputs[0]});
     return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
@@ -118,6 +253,13 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 };
 
 }  // namespace
+
+Recompute parse_recompute(const std::string& name) {
+  if (name == "none") return Recompute::kNone;
+  if (name == "full") return Recompute::kFull;
+  if (name == "selective") return Recompute::kSelective;
+  throw std::invalid_argument("activation checkpointing '" + name + "': use none, full or selective");
+}
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
@@ -134,15 +276,8 @@ AttentionImpl::AttentionImpl(const Shape& s)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask) {
-  const int64_t batch = x.size(0), seq = x.size(1);
-  auto q = q_proj_(x).view({batch, seq, heads_, head_dim_}).transpose(1, 2);     // (batch, heads, seq, head_dim)
-  auto k = k_proj_(x).view({batch, seq, kv_heads_, head_dim_}).transpose(1, 2);  // (batch, kv_heads, seq, head_dim)
-  auto v = v_proj_(x).view({batch, seq, kv_heads_, head_dim_}).transpose(1, 2);
-  q = rotary(q, cos, sin);
-  k = rotary(k, cos, sin);
-  auto out = attend(q, k, v, mask);  // (batch, heads, seq, head_dim)
-  return o_proj_(out.transpose(1, 2).reshape({batch, seq, heads_ * head_dim_}));
+                                     const torch::Tensor& documents) {
+  return o_proj_(attention_core(q_proj_(x), k_proj_(x), v_proj_(x), cos, sin, documents, heads_, kv_heads_, head_dim_));
 }
 
 MlpImpl::MlpImpl(const Shape& s) {
@@ -163,9 +298,28 @@ BlockImpl::BlockImpl(const Shape& s) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                 const torch::Tensor& mask) {
-  auto h = x + self_attn_(input_layernorm_(x), cos, sin, mask);
+                                 const torch::Tensor& documents) {
+  auto h = x + self_attn_(input_layernorm_(x), cos, sin, documents);
   return h + mlp_(post_attention_layernorm_(h));
+}
+
+torch::Tensor BlockImpl::forward_selective(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                           const torch::Tensor& documents) {
+  if (backend::autocast_state(x.device().type()).enabled) {
+    // Its backward computes the matmuls itself, in the parameters' dtype.
+    throw std::logic_error("selective recompute runs on the parameters' dtype (bf16 parameters), not under autocast");
+  }
+  Attention& attn = self_attn_;
+  const auto qkv = NormThenProject::apply(x, input_layernorm_->weight(), attn->q_proj_->weight, attn->k_proj_->weight,
+                                          attn->v_proj_->weight, input_layernorm_->eps());
+  const auto attended = AttentionCoreFunction::apply(qkv[0], qkv[1], qkv[2], cos, sin,
+                                                     documents.defined() ? documents : torch::empty({0}), attn->heads_,
+                                                     attn->kv_heads_);
+  const auto h = x + attn->o_proj_(attended);
+  const auto empty = torch::empty({0}, h.options());
+  const auto gate_up = NormThenProject::apply(h, post_attention_layernorm_->weight(), mlp_->gate_proj_->weight,
+                                              mlp_->up_proj_->weight, empty, post_attention_layernorm_->eps());
+  return h + SwiGluDown::apply(gate_up[0], gate_up[1], mlp_->down_proj_->weight);
 }
 
 LlamaImpl::LlamaImpl(Shape shape) : shape_(shape) {
@@ -196,6 +350,13 @@ void LlamaImpl::init_weights(uint64_t seed) {
 }
 
 torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions, bool document_mask) {
+  if (!document_mask) return forward(tokens, positions, DocumentSegments{});
+  TORCH_CHECK(positions.defined(), "document masking needs the positions (documents start where they are 0)");
+  return forward(tokens, positions, DocumentSegments{document_segments(positions.to(torch::kCPU))});
+}
+
+torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                 const DocumentSegments& document_segments) {
   const int64_t batch = tokens.size(0), seq = tokens.size(1);
   torch::Tensor pos = positions.defined()
                           ? positions
@@ -208,15 +369,24 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
   const auto freqs = pos.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(torch::kFloat);  // (batch, seq, head_dim/2)
   const auto freqs_cos = freqs.cos(), freqs_sin = freqs.sin();
   auto h = embed_tokens_(tokens);  // (batch, seq, hidden)
-  const torch::Tensor mask = document_mask ? document_attention_mask((pos == 0).cumsum(1), seq) : torch::Tensor();
+  const torch::Tensor& documents = document_segments.segments;  // undefined: one document per row
   const auto cos = torch::cat({freqs_cos, freqs_cos}, -1).unsqueeze(1).to(h.scalar_type());
   const auto sin = torch::cat({-freqs_sin, freqs_sin}, -1).unsqueeze(1).to(h.scalar_type());
-  const bool recompute = checkpointing_ && torch::GradMode::is_enabled();
+  const Recompute recompute = torch::GradMode::is_enabled() ? recompute_ : Recompute::kNone;
   for (const auto& layer : *layers_) {
     BlockImpl* block = layer->as<Block>();
-    h = recompute ? CheckpointedBlock::apply(h, cos, sin, mask.defined() ? mask : torch::empty({0}),
-                                             reinterpret_cast<int64_t>(block))
-                  : block->forward(h, cos, sin, mask);
+    switch (recompute) {
+      case Recompute::kNone:
+        h = block->forward(h, cos, sin, documents);
+        break;
+      case Recompute::kFull:
+        h = CheckpointedBlock::apply(h, cos, sin, documents.defined() ? documents : torch::empty({0}),
+                                     reinterpret_cast<int64_t>(block));
+        break;
+      case Recompute::kSelective:
+        h = block->forward_selective(h, cos, sin, documents);
+        break;
+    }
   }
   return lm_head_(norm_(h)).to(torch::kFloat);
 }

@@ -25,6 +25,7 @@ namespace cpt::train {
 namespace {
 
 constexpr const char* kStatePrefix = "step-";
+constexpr const char* kMasterDir = "trainer_state/master";  // fp32 master weights when the model files are bf16
 
 void sync_directory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -157,8 +158,17 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
                   optimizer.state());
   }
   if (leader) {
-    // Weights in fp32: they are the master copy, so a resume is exact.
-    io::save_hf_weights(weights, shape, temp, io::Dtype::kF32, options.max_shard_size);
+    // The model files hold the master weights in fp32, so a resume is
+    // exact, or rounded to bf16 with the fp32 master kept beside the
+    // optimizer state.
+    if (options.bf16_weights) {
+      fs::create_directories(fs::path(temp) / kMasterDir);
+      io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(), io::Dtype::kF32,
+                          options.max_shard_size);
+      io::save_hf_weights(weights, shape, temp, io::Dtype::kBF16, options.max_shard_size);
+    } else {
+      io::save_hf_weights(weights, shape, temp, io::Dtype::kF32, options.max_shard_size);
+    }
     maybe_die("weights");
     if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
       fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
@@ -238,7 +248,8 @@ TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, Ada
   const TrainerState state = read_trainer_state(dir);
   NamedTensors weights;  // fp32 on the host, whatever the compute dtype
   for (const auto& [name, p] : replicas.parameters()) weights.emplace_back(name, torch::empty(p.sizes(), torch::kFloat));
-  io::load_hf_weights(weights, dir);
+  const fs::path master = fs::path(dir) / kMasterDir;
+  io::load_hf_weights(weights, fs::exists(master) ? master.string() : dir);
   replicas.load_master_weights(weights);
   const MomentPieces moments((fs::path(dir) / "trainer_state").string());
   optimizer.load_state([&](const std::string& key, int64_t offset, torch::Tensor& out) { moments.read(key, offset, out); },

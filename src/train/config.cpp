@@ -45,6 +45,13 @@ void validate(const Config& c) {
   require_positive("train.steps", c.steps);
   require_non_negative("train.tokens", c.tokens, "0 means use train.steps");
   require_one_of("train.precision", c.precision, kPrecisions);
+  if (c.activation_checkpointing == "true" || c.activation_checkpointing == "false") {
+    // The key was a bool before selective recompute existed.
+    throw ConfigValueError("train.activation_checkpointing",
+                           fmt::format("'{}' is no longer valid; use {} (or selective)", c.activation_checkpointing,
+                                       c.activation_checkpointing == "true" ? "full" : "none"));
+  }
+  require_one_of("train.activation_checkpointing", c.activation_checkpointing, kActivationCheckpointing);
   require_positive("train.max_nonfinite_steps", c.max_nonfinite_steps);
 }
 

@@ -5,26 +5,48 @@
 
 #include "cpt/common/strings.h"
 #include "cpt/model/shape.h"
+#include "cpt/train/config.h"
 
 namespace cpt::train {
 
 namespace {
 
-MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_size, bool zero1) {
+// Per token, the values one block keeps for backward, by what backward
+// recomputes (see plan.h).
+int64_t block_values_per_token(const model::Shape& s, const std::string& recompute) {
+  const int64_t d = s.hidden_size, kv = s.num_key_value_heads * s.head_dim(), ffn = s.intermediate_size;
+  if (recompute == "selective") return 4 * d + 2 * kv + 2 * ffn;
+  return 7 * d + 2 * kv + 4 * ffn;
+}
+
+// Activations saved for backward on one rank, one micro-batch in flight.
+int64_t activation_bytes(const config::Config& c, const std::string& recompute) {
   const model::Shape& s = c.model.shape;
+  const int64_t tokens = c.train.micro_batch_size * c.data.seq_len;
+  const int64_t bytes = c.train.precision == "bf16" ? 2 : 4;  // activations: the parameters' dtype
+  const int64_t per_block = tokens * block_values_per_token(s, "none") * bytes;
+  const int64_t logits = 2 * tokens * s.vocab_size * 4;  // fp32 log-softmax and its gradient
+  // Full: the logits and their gradient are gone before the first block
+  // is recomputed, so the larger of the two sits on top of the inputs.
+  if (recompute == "full") return s.num_hidden_layers * tokens * s.hidden_size * bytes + std::max(per_block, logits);
+  return s.num_hidden_layers * tokens * block_values_per_token(s, recompute) * bytes + logits;
+}
+
+// Forward FLOPs per token that backward runs again: each whole block
+// (full), or attention's scores and weighted values (selective; the
+// elementwise work it also repeats is not counted).
+double recompute_flops_per_token(const model::Shape& s, int64_t seq_len, const std::string& recompute) {
+  const double attention_forward = 4.0 * static_cast<double>(s.num_hidden_layers) *
+                                   static_cast<double>(s.hidden_size) * static_cast<double>(seq_len);
+  if (recompute == "selective") return attention_forward;
+  if (recompute != "full") return 0.0;
+  const double block_parameters = static_cast<double>(model::parameter_count(s) - 2 * model::embedding_parameter_count(s) -
+                                                      s.hidden_size);
+  return 2.0 * block_parameters + attention_forward;
+}
+
+MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_size, bool zero1) {
   const bool bf16 = c.train.precision == "bf16";
-  const int64_t tokens = c.train.micro_batch_size * c.data.seq_len;  // in flight on one rank
-  const int64_t bytes = bf16 ? 2 : 4;                                  // activations: the parameters' dtype
-  const int64_t kv_width = s.num_key_value_heads * s.head_dim();
-  // Per token in one block: two norm inputs and outputs (4d), q (d), k and v
-  // (2·kv), attention output and o_proj input (2d), gate, up, silu(gate) and
-  // their product (4·intermediate).
-  const int64_t block_elements = 7 * s.hidden_size + 2 * kv_width + 4 * s.intermediate_size;
-  const int64_t per_block = tokens * block_elements * bytes;
-  const int64_t blocks = c.train.activation_checkpointing
-                             ? s.num_hidden_layers * tokens * s.hidden_size * bytes + per_block
-                             : s.num_hidden_layers * per_block;
-  const int64_t logits = 2 * tokens * s.vocab_size * 4;  // fp32 logits and their gradient
 
   // DataParallel's buffers: parameters and accumulated gradients in the
   // compute dtype; in bf16, fp32 master weights and main gradients for the
@@ -38,7 +60,7 @@ MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_s
   m.gradients = bf16 ? 2 * parameters + 4 * owned : 4 * parameters + (zero1 && world_size > 1 ? 4 * owned : 0);
   if (bf16 && zero1 && world_size > 1) m.gradients += world_size * std::min(chunk_bytes, 4 * owned);
   m.optimizer = 8 * owned;
-  m.activations = blocks + logits;
+  m.activations = activation_bytes(c, c.train.activation_checkpointing);
   return m;
 }
 
@@ -65,6 +87,11 @@ Plan make_plan(const config::Config& c, int world_size) {
   p.memory_without_zero1 = estimate(c, p.parameters, world_size, false);
   p.memory_with_zero1 = estimate(c, p.parameters, world_size, true);
   p.memory = c.distributed.zero1 ? p.memory_with_zero1 : p.memory_without_zero1;
+  p.recompute = c.train.activation_checkpointing;
+  for (size_t i = 0; i < std::size(kActivationCheckpointing); ++i) {
+    p.by_recompute[i] = {kActivationCheckpointing[i], activation_bytes(c, kActivationCheckpointing[i]),
+                         recompute_flops_per_token(c.model.shape, c.data.seq_len, kActivationCheckpointing[i])};
+  }
   return p;
 }
 
@@ -78,7 +105,17 @@ nlohmann::ordered_json to_json(const Plan& p) {
           {"micro_batches_per_rank", p.micro_batches_per_rank},
           {"memory_per_rank", memory_json(p.memory)},
           {"memory_per_rank_without_zero1", memory_json(p.memory_without_zero1)},
-          {"memory_per_rank_with_zero1", memory_json(p.memory_with_zero1)}};
+          {"memory_per_rank_with_zero1", memory_json(p.memory_with_zero1)},
+          {"activation_checkpointing", p.recompute},
+          {"activation_checkpointing_options", [&] {
+             auto options = nlohmann::ordered_json::array();
+             for (const auto& r : p.by_recompute) {
+               options.push_back({{"mode", r.mode},
+                                  {"activations_bytes", r.activations},
+                                  {"recompute_flops_per_token", r.recompute_flops_per_token}});
+             }
+             return options;
+           }()}};
 }
 
 std::string describe(const Plan& p) {
@@ -102,6 +139,11 @@ std::string describe(const Plan& p) {
   mem("AdamW moments", p.memory_with_zero1.optimizer, p.memory_without_zero1.optimizer);
   mem("activations", p.memory_with_zero1.activations, p.memory_without_zero1.activations);
   mem("total", p.memory_with_zero1.total(), p.memory_without_zero1.total());
+  out += fmt::format("activation checkpointing: {} (activations; extra forward FLOPs in backward)\n", p.recompute);
+  for (const auto& r : p.by_recompute) {
+    out += fmt::format("  {:<28} {:>12} ; +{:.1f}% FLOPs\n", r.mode, human_bytes(double(r.activations)),
+                       100.0 * r.recompute_flops_per_token / p.flops_per_token);
+  }
   return out;
 }
 

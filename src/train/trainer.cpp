@@ -19,6 +19,7 @@
 #include "cpt/data/tokenizer.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/atomic_file.h"
+#include "cpt/model/attention.h"
 #include "cpt/model/loss.h"
 #include "cpt/model/shape.h"
 #include "cpt/dist/env.h"
@@ -178,9 +179,16 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   for (size_t m = 0; m < micro_batches.size(); ++m) {
     const auto& b = micro_batches[m];
     phases.start(StepPhases::kForward);
-    // (micro_batch, seq, vocab) in fp32, whatever the compute dtype
-    const auto logits = options.document_mask ? model->forward(b.tokens, b.positions, true) : model->forward(b.tokens);
-    const auto loss = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+    // The fp32 logits (micro_batch, seq, vocab) die with this scope: the
+    // loss keeps its log-softmax, and backward needs no second copy.
+    const torch::Tensor loss = [&] {
+      const auto logits =
+          !options.document_mask ? model->forward(b.tokens)
+          : b.document_segments.defined()
+              ? model->forward(b.tokens, b.positions, model::DocumentSegments{b.document_segments})
+              : model->forward(b.tokens, b.positions, true);
+      return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+    }();
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
     const auto weighted = loss.detach() * share;
     local_loss = local_loss.defined() ? local_loss + weighted : weighted;
@@ -238,7 +246,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                  device->name());
   }
   model::Llama model(c.model.shape);
-  model->set_activation_checkpointing(c.train.activation_checkpointing);
+  model->set_activation_checkpointing(model::parse_recompute(c.train.activation_checkpointing));
   if (c.model.init_from.empty()) {
     model->init_weights(static_cast<uint64_t>(c.run.seed));
   } else {
@@ -330,6 +338,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.max_shard_size = c.checkpoint.max_shard_size.value;
     save_options.keep_last = c.checkpoint.keep_last;
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
+    save_options.bf16_weights = c.checkpoint.dtype == "bf16";
     const std::string dir = save_checkpoint(paths, c.model.shape, replicas, optimizer, state, save_options);
     if (leader) spdlog::info("saved {}", dir);
   };
@@ -360,6 +369,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       data::TorchBatch host = data::to_torch(std::move(batch));
       host.tokens = device->to_device(host.tokens);
       host.targets = device->to_device(host.targets);
+      if (c.train.document_mask && host.positions.defined()) host.document_segments = model::document_segments(host.positions);
       if (host.positions.defined()) host.positions = device->to_device(host.positions);
       micro_batches.push_back(std::move(host));
     }

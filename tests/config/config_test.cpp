@@ -32,7 +32,7 @@ TEST(Config, EveryKeyButTheDataSourcesHasADefault) {
   EXPECT_EQ(c.train.micro_batch_size, 1);
   EXPECT_EQ(c.train.steps, 1000);
   EXPECT_EQ(c.train.precision, "bf16");
-  EXPECT_FALSE(c.train.activation_checkpointing);
+  EXPECT_EQ(c.train.activation_checkpointing, "none");
   EXPECT_FALSE(c.train.document_mask);
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 3e-5);
   EXPECT_DOUBLE_EQ(c.optimizer.betas[0], 0.9);

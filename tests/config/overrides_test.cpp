@@ -23,10 +23,10 @@ Config with(std::vector<std::string> overrides) {
 }
 
 TEST(Overrides, ReplaceScalarsWithTypedValues) {
-  const Config c = with({"optimizer.lr=3e-5", "train.activation_checkpointing=true", "train.steps=7", "schedule.warmup_steps=2",
+  const Config c = with({"optimizer.lr=3e-5", "train.activation_checkpointing=full", "train.steps=7", "schedule.warmup_steps=2",
                          "run.name=medical-v2", "model.preset=llama2-13b"});
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 3e-5);
-  EXPECT_TRUE(c.train.activation_checkpointing);
+  EXPECT_EQ(c.train.activation_checkpointing, "full");
   EXPECT_EQ(c.train.steps, 7);
   EXPECT_EQ(c.schedule.warmup_steps, 2);
   EXPECT_EQ(c.run.name, "medical-v2");

@@ -120,7 +120,7 @@ TEST(DataParallel, ActivationCheckpointingAndAccumulationAcrossRanks) {
   SmallRun run;
   // 4 micro-batches of 1 on one rank = 2 ranks x 2; the gradient hooks fire
   // inside the recomputed blocks' backward.
-  const std::string flags = "--set train.micro_batch_size=1 --set train.activation_checkpointing=true";
+  const std::string flags = "--set train.micro_batch_size=1 --set train.activation_checkpointing=full";
   const auto single = run.train(run.dir.file("one"), flags);
   ASSERT_EQ(single.exit_code, 0) << single.err;
   expect_exit(run.train_ranks(2, run.dir.file("two"), flags + " --set distributed.bucket_mb=0.02"), 0);

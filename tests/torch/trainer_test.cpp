@@ -142,12 +142,15 @@ TEST(TrainStep, Bf16ParametersAreTheCastOfTheFp32MasterWeights) {
   EXPECT_GT(first_loss, 0);
 }
 
-// In fp32 and with bf16 parameters: the checkpoint holds the fp32 master
-// weights and moments, so the resumed run is the same bit for bit.
+// In fp32 and with bf16 parameters, and with bf16 model files
+// (checkpoint.dtype bf16): the checkpoint holds the fp32 master weights
+// and moments, so the resumed run is the same bit for bit.
 TEST(Training, ResumeAfterKill9IsBitIdentical) {
   SmallRun run;
-  for (const std::string precision : {"fp32", "bf16"}) {
-    const std::string flags = "--set train.precision=" + precision;
+  for (const std::string precision : {"fp32", "bf16", "bf16-files"}) {
+    const bool bf16_files = precision == "bf16-files";
+    const std::string flags = bf16_files ? "--set train.precision=bf16 --set checkpoint.dtype=bf16"
+                                         : "--set train.precision=" + precision;
     const std::string straight = run.dir.file("straight-" + precision), killed = run.dir.file("killed-" + precision);
     const auto a = run.train(straight, flags);
     ASSERT_EQ(a.exit_code, 0) << a.err;
@@ -171,6 +174,11 @@ TEST(Training, ResumeAfterKill9IsBitIdentical) {
     const auto config = nlohmann::json::parse(testing::read_file(straight + "/checkpoints/step-00000020/config.json"));
     EXPECT_EQ(config["architectures"][0], "LlamaForCausalLM");
     EXPECT_EQ(config["num_key_value_heads"], 2);
+    EXPECT_EQ(config["torch_dtype"], bf16_files ? "bfloat16" : "float32");
+    const io::SafetensorsFile weights(straight + "/checkpoints/step-00000020/model.safetensors");
+    EXPECT_EQ(weights.tensors().front().spec.dtype, bf16_files ? io::Dtype::kBF16 : io::Dtype::kF32);
+    EXPECT_EQ(std::filesystem::exists(straight + "/checkpoints/step-00000020/trainer_state/master/model.safetensors"),
+              bf16_files);
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "cpt/config/config.h"
 
 namespace cpt::train {
@@ -53,19 +55,49 @@ TEST(Plan, ZeroOneInFp32ShardsTheMoments) {
 // The bound: Llama-2-7B at seq 4096 on 8 ranks with full recompute
 // (configs/medical.yaml's recipe) plans at most 52 GiB per rank.
 TEST(Plan, Llama2On8RanksWithRecomputeFitsIn52GiB) {
-  const Plan p = make_plan(load({"train.global_batch_size=64", "train.activation_checkpointing=true"}, 8), 8);
+  const Plan p = make_plan(load({"train.global_batch_size=64", "train.activation_checkpointing=full"}, 8), 8);
   EXPECT_LE(p.memory.total(), 52LL << 30) << describe(p);
 }
 
-TEST(Plan, ActivationCheckpointingKeepsOnlyBlockInputs) {
-  const Plan full = make_plan(load({}), 1);
-  const Plan checkpointed = make_plan(load({"train.activation_checkpointing=true"}), 1);
-  EXPECT_LT(checkpointed.memory.activations * 5, full.memory.activations);
-  // Llama-2-7B, one 4096-token bf16 sequence: 32 blocks x 80,896 values per
-  // token x 2 bytes, plus fp32 logits and their gradient.
-  const int64_t blocks = 32LL * 4096 * (7 * 4096 + 2 * 4096 + 4 * 11008) * 2;
-  const int64_t logits = 2LL * 4096 * 32000 * 4;
-  EXPECT_EQ(full.memory.activations, blocks + logits);
+// Llama-2-7B, one 4096-token bf16 sequence, per mode: what each block
+// keeps per token (none 7d + 2kv + 4f, selective 4d + 2kv + 2f, full the
+// block input d) times 2 bytes, and the fp32 log-softmax and its gradient
+// (with full recompute they are gone before the first block is rerun).
+TEST(Plan, ActivationsByRecomputeMode) {
+  const int64_t tokens = 4096, none_block = tokens * (7 * 4096 + 2 * 4096 + 4 * 11008) * 2;
+  const int64_t logits = 2LL * tokens * 32000 * 4;
+  const Plan none = make_plan(load({}), 1);
+  const Plan selective = make_plan(load({"train.activation_checkpointing=selective"}), 1);
+  const Plan full = make_plan(load({"train.activation_checkpointing=full"}), 1);
+  EXPECT_EQ(none.memory.activations, 32 * none_block + logits);
+  EXPECT_EQ(selective.memory.activations, 32 * tokens * (4 * 4096 + 2 * 4096 + 2 * 11008) * 2 + logits);
+  EXPECT_EQ(full.memory.activations, 32 * tokens * 4096 * 2 + std::max(none_block, logits));
+  EXPECT_LT(full.memory.activations * 5, none.memory.activations);
+  // Every plan carries all three, whichever is configured.
+  for (const Plan* p : {&none, &selective, &full}) {
+    ASSERT_EQ(p->by_recompute[0].mode, "none");
+    EXPECT_EQ(p->by_recompute[0].activations, none.memory.activations);
+    ASSERT_EQ(p->by_recompute[1].mode, "full");
+    EXPECT_EQ(p->by_recompute[1].activations, full.memory.activations);
+    EXPECT_EQ(p->by_recompute[2].activations, selective.memory.activations);
+  }
+  EXPECT_EQ(full.recompute, "full");
+}
+
+// Recomputation's extra forward FLOPs, outside the model FLOPs MFU counts:
+// selective repeats attention's scores and weighted values (4·L·d·s a
+// token), full the whole forward of every block (2 per block parameter
+// plus the same attention). At seq 4096 on 7B: ~+4% against ~+33%.
+TEST(Plan, RecomputeFlopsByMode) {
+  const Plan p = make_plan(load({}), 1);
+  const double attention = 4.0 * 32 * 4096 * 4096;
+  const double block_parameters = 32.0 * (4 * 4096.0 * 4096 + 3 * 4096.0 * 11008 + 2 * 4096);
+  EXPECT_EQ(p.by_recompute[0].recompute_flops_per_token, 0.0);
+  EXPECT_DOUBLE_EQ(p.by_recompute[2].recompute_flops_per_token, attention);  // selective
+  EXPECT_DOUBLE_EQ(p.by_recompute[1].recompute_flops_per_token, 2 * block_parameters + attention);  // full
+  EXPECT_NEAR(p.by_recompute[2].recompute_flops_per_token / p.flops_per_token, 0.045, 0.01);
+  EXPECT_NEAR(p.by_recompute[1].recompute_flops_per_token / p.flops_per_token, 0.33, 0.02);
+  EXPECT_NE(describe(p).find("selective"), std::string::npos) << describe(p);
 }
 
 TEST(Plan, JsonCarriesTheHeadlineNumbers) {

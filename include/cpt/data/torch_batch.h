@@ -14,6 +14,10 @@ struct TorchBatch {
   // (micro_batch, seq_len) int64: position of each token within its document,
   // for position resets; starts at 0 wherever a document begins.
   torch::Tensor positions;
+  // Host-side copy of where the documents lie, set by the trainer for
+  // document masking before positions move to the device
+  // (model::document_segments), so the forward reads nothing back.
+  torch::Tensor document_segments;
 };
 
 // Wraps the batch's buffers without copying: the tensors own the moved-in

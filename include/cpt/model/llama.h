@@ -9,15 +9,35 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include <string>
+
 #include "cpt/model/config.h"
 
 namespace cpt::model {
+
+// What backward recomputes instead of keeping (train.activation_checkpointing).
+enum class Recompute {
+  kNone,       // keep every activation backward needs
+  kFull,       // keep each block's input; rerun the whole block in backward
+  kSelective,  // keep the matmul outputs; rerun norms, RoPE, attention and SwiGLU
+};
+
+// "none", "full" or "selective"; throws std::invalid_argument otherwise.
+Recompute parse_recompute(const std::string& name);
+
+// Document masking's documents, as model::document_segments() gives them
+// (attention.h); undefined: one document per row, plain causal attention.
+struct DocumentSegments {
+  torch::Tensor segments;
+};
 
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   // Statistics in fp32, result cast back to the input dtype, then scaled.
   torch::Tensor forward(const torch::Tensor& x);  // (..., dim)
+  const torch::Tensor& weight() const { return weight_; }
+  double eps() const { return eps_; }
 
  private:
   torch::Tensor weight_;  // (dim)
@@ -30,12 +50,13 @@ class AttentionImpl : public torch::nn::Module {
   explicit AttentionImpl(const Shape& shape);
   // x: (batch, seq, hidden); cos, sin: (batch, 1, seq, head_dim) RoPE
   // tables, sin with its first half negated (see rotary() in llama.cpp);
-  // mask: built once per forward by the model, in the form its attention
-  // kernel takes (see attention_mask in llama.cpp); causal in every form.
+  // documents: DocumentSegments::segments (undefined: one per row);
+  // attention is causal within each document.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& documents);
 
  private:
+  friend class BlockImpl;  // selective recompute calls the projections' weights directly
   int64_t heads_, kv_heads_, head_dim_;
   torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
 };
@@ -47,6 +68,7 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // SwiGLU: down(silu(gate(x)) * up(x))
 
  private:
+  friend class BlockImpl;
   torch::nn::Linear gate_proj_{nullptr}, up_proj_{nullptr}, down_proj_{nullptr};
 };
 TORCH_MODULE(Mlp);
@@ -55,7 +77,12 @@ class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const Shape& shape);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask);
+                        const torch::Tensor& documents);
+  // The same function, keeping only the block input, q/k/v, attention's
+  // output, the residual after attention and SwiGLU's gate and up for
+  // backward; everything else is recomputed there.
+  torch::Tensor forward_selective(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                  const torch::Tensor& documents);
 
  private:
   RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
@@ -71,22 +98,27 @@ class LlamaImpl : public torch::nn::Module {
   // tokens: (batch, seq) int64. positions: (batch, seq) int64, empty for
   // 0..seq-1; the loader's positions restart at 0 at each document start.
   // document_mask: attend only within a document (documents start where
-  // positions are 0). Returns logits (batch, seq, vocab) in fp32.
+  // positions are 0), finding them costs a device-to-host read of the
+  // positions. Returns logits (batch, seq, vocab) in fp32.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {}, bool document_mask = false);
+  // The same with the documents found beforehand on the host
+  // (document_segments() of the host positions): no device sync.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions,
+                        const DocumentSegments& documents);
 
   // Hugging Face's initialisation: every matrix N(0, 0.02), norms 1.
   void init_weights(uint64_t seed);
 
   const Shape& shape() const { return shape_; }
 
-  // Recompute each block in backward instead of keeping its activations:
-  // memory for one block's activations instead of all of them, for ~1/3
-  // more compute.
-  void set_activation_checkpointing(bool on) { checkpointing_ = on; }
+  // kFull: memory for the block inputs and one block's activations, for
+  // ~1/3 more compute. kSelective: about half the activations of kNone, for
+  // a few percent more (attention's forward is run twice).
+  void set_activation_checkpointing(Recompute recompute) { recompute_ = recompute; }
 
  private:
   Shape shape_;
-  bool checkpointing_ = false;
+  Recompute recompute_ = Recompute::kNone;
   torch::nn::Embedding embed_tokens_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
   RMSNorm norm_{nullptr};

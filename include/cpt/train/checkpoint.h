@@ -36,6 +36,7 @@ struct SaveOptions {
   int64_t max_shard_size = 5'000'000'000;
   int64_t keep_last = 0;         // 0 keeps all
   bool sharded_optimizer = false;  // ZeRO-1: each rank writes its own moments
+  bool bf16_weights = false;     // checkpoint.dtype bf16: model files in BF16, fp32 master in trainer_state/master/
 };
 
 // Writes a complete checkpoint and then `latest`, and removes all but the
@@ -44,7 +45,9 @@ struct SaveOptions {
 // optimizer-<rank>-of-<world>.safetensors (the directory must be on a file
 // system all ranks share). Returns the checkpoint's directory.
 // The weights written are `replicas`' fp32 master weights (gathered from
-// the ranks under ZeRO-1 in bf16 training), so a resume is exact.
+// the ranks under ZeRO-1 in bf16 training), so a resume is exact; with
+// bf16_weights the model files hold them rounded to bf16 and
+// trainer_state/master/ the fp32 values a resume loads.
 std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& shape, DataParallel& replicas,
                             const AdamW& optimizer, const TrainerState& state, const SaveOptions& options);
 

@@ -10,6 +10,10 @@ namespace cpt::train {
 
 inline constexpr const char* kPrecisions[] = {"fp32", "bf16"};
 inline constexpr const char* kDecays[] = {"cosine", "linear", "constant", "wsd"};
+// What backward recomputes instead of keeping: nothing; each whole block
+// (only block inputs kept); or Megatron's selective set (norms, RoPE,
+// attention's softmax side, SwiGLU; the matmul outputs are kept).
+inline constexpr const char* kActivationCheckpointing[] = {"none", "full", "selective"};
 
 struct Config {
   int64_t global_batch_size = 256;     // sequences per optimizer step, all ranks together
@@ -17,7 +21,7 @@ struct Config {
   int64_t steps = 1000;                // optimizer steps; derived from `tokens` when that is set
   int64_t tokens = 0;                  // token budget instead of steps (0 = use steps)
   std::string precision = "bf16";      // autocast dtype over fp32 master weights
-  bool activation_checkpointing = false;  // recompute each block in backward to save memory
+  std::string activation_checkpointing = "none";  // none | full | selective (kActivationCheckpointing)
   int64_t max_nonfinite_steps = 5;     // consecutive NaN/Inf steps skipped before aborting
   bool document_mask = false;          // attend only within a document; positions restart at each
 

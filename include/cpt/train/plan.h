@@ -2,6 +2,7 @@
 // What a config will cost before anything runs: sizes, token budget and a
 // per-rank memory estimate, so a 7B run can be planned on a laptop.
 
+#include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +19,12 @@ struct MemoryEstimate {
   int64_t total() const { return weights + gradients + optimizer + activations; }
 };
 
+struct RecomputeOption {
+  std::string mode;                       // none | full | selective
+  int64_t activations = 0;                // bytes per rank, as MemoryEstimate::activations
+  double recompute_flops_per_token = 0;   // forward FLOPs backward runs again (not in flops_per_token)
+};
+
 struct Plan {
   int64_t parameters = 0;
   double flops_per_token = 0;          // training FLOPs, forward + backward
@@ -30,13 +37,21 @@ struct Plan {
   MemoryEstimate memory;               // per rank, as configured
   MemoryEstimate memory_without_zero1; // per rank, replicated optimizer state
   MemoryEstimate memory_with_zero1;    // per rank, optimizer state sharded over the world
+  std::string recompute;               // train.activation_checkpointing
+  std::array<RecomputeOption, 3> by_recompute;  // each mode, for the same config
 };
 
 // Activations are counted per token for the tensors a Llama block keeps for
-// backward (norm inputs, q/k/v, attention output, SwiGLU gate/up/product),
-// plus the fp32 logits and their gradient. With activation checkpointing only
-// each block's input is kept, plus one block being recomputed. Attention
-// scores are not counted: fused attention (SDPA/flash) does not store them.
+// backward, in the parameters' dtype, plus the fp32 log-softmax and its
+// gradient. With d = hidden, kv = the K/V width and f = intermediate:
+// none keeps 7d + 2kv + 4f (norm outputs and normalised inputs, rotated q
+// and k, v, attention's output and its merged-heads copy, gate, up,
+// silu(gate) and their product); selective keeps 4d + 2kv + 2f (block
+// input, q, k, v, attention output, mid-block residual, gate, up); full
+// keeps each block's input, and on top the larger of the logits (until
+// lm_head's backward) and one block's none set while it is recomputed.
+// Attention scores are not counted: fused attention (SDPA/flash) does not
+// store them.
 Plan make_plan(const config::Config& config, int world_size);
 
 nlohmann::ordered_json to_json(const Plan& plan);

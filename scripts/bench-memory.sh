@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The dry-run plan's per-rank memory against the peak a real run measures,
+# same config, same run: for fp32 and bf16, and each
+# train.activation_checkpointing mode, on a small model (~30M parameters,
+# seq 1024, micro-batch 4) on the CPU. The measured figure is the CPU
+# backend's "peak allocated": bytes in tensors (as CUDA's allocator counts
+# them), over the first training steps. Goal: plan within 15% of measured.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x build/cpt-train ]] || scripts/build.sh >/dev/null
+python=${CPT_VENV:-$HOME/.cache/cpt-train/venv}/bin/python
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$python" - "$work" <<'PY'
+import struct, sys, numpy as np
+work = sys.argv[1]
+rng = np.random.default_rng(0)
+lengths = rng.integers(200, 2000, size=500)
+tokens = rng.integers(3, 8000, size=int(lengths.sum())).astype(np.uint16)
+tokens.tofile(f"{work}/random.bin")
+with open(f"{work}/random.idx", "wb") as f:
+    f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
+    f.write(struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(lengths) + 1))
+    f.write(lengths.astype(np.int32).tobytes())
+    f.write((np.concatenate([[0], np.cumsum(lengths)[:-1]]) * 2).astype(np.int64).tobytes())
+    f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
+PY
+
+args=(--log-level warn --config configs/tiny.yaml --set tokenizer=
+  --set "model={preset: tiny, hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 8192}"
+  --set "data.sources=[{name: random, prefix: $work/random}]" --set data.eval=[] --set data.seq_len=1024
+  --set train.global_batch_size=8 --set train.micro_batch_size=4 --set train.steps=3 --set schedule.warmup_steps=1
+  --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 --set checkpoint.keep_last=1)
+
+printf '| precision | activation_checkpointing | plan: activations | plan: total | measured peak | plan / measured (goal 0.85-1.15) |\n'
+printf '| --- | --- | --- | --- | --- | --- |\n'
+for precision in fp32 bf16; do
+  for recompute in none selective full; do
+    run=("${args[@]}" --set run.output_dir="$work/$precision-$recompute" --set train.precision=$precision
+      --set train.activation_checkpointing=$recompute)
+    build/cpt-train "${run[@]}" --dry-run --json > "$work/plan.json"
+    build/cpt-train "${run[@]}" > /dev/null
+    "$python" - "$work/plan.json" "$work/$precision-$recompute/metrics.jsonl" "$precision" "$recompute" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))["plan"]["memory_per_rank"]
+peak = max(json.loads(l)["peak_memory_bytes"] for l in open(sys.argv[2]))
+mib = lambda b: f"{b / 2**20:.0f} MiB"
+print(f"| {sys.argv[3]} | {sys.argv[4]} | {mib(plan['activations_bytes'])} | {mib(plan['total_bytes'])} | {mib(peak)} | "
+      f"{plan['total_bytes'] / peak:.3f} |")
+PY
+  done
+done
