@@ -12,20 +12,7 @@ python=${CPT_VENV:-$HOME/.cache/cpt-train/venv}/bin/python
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$python" - "$work" <<'PY'
-import struct, sys, numpy as np
-work = sys.argv[1]
-rng = np.random.default_rng(0)
-lengths = rng.integers(200, 2000, size=500)
-tokens = rng.integers(3, 8000, size=int(lengths.sum())).astype(np.uint16)
-tokens.tofile(f"{work}/random.bin")
-with open(f"{work}/random.idx", "wb") as f:
-    f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
-    f.write(struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(lengths) + 1))
-    f.write(lengths.astype(np.int32).tobytes())
-    f.write((np.concatenate([[0], np.cumsum(lengths)[:-1]]) * 2).astype(np.int64).tobytes())
-    f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
-PY
+"$python" scripts/random_shard.py "$work/random" 500
 
 args=(--log-level warn --config configs/tiny.yaml --set tokenizer=
   --set "model={preset: tiny, hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 8192}"

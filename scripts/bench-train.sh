@@ -12,20 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Random shards: the speed does not depend on the text.
-"$python" - "$work" <<'PY'
-import struct, sys, numpy as np
-work = sys.argv[1]
-rng = np.random.default_rng(0)
-lengths = rng.integers(200, 2000, size=2000)
-tokens = rng.integers(3, 8000, size=int(lengths.sum())).astype(np.uint16)
-tokens.tofile(f"{work}/random.bin")
-with open(f"{work}/random.idx", "wb") as f:
-    f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
-    f.write(struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(lengths) + 1))
-    f.write(lengths.astype(np.int32).tobytes())
-    f.write((np.concatenate([[0], np.cumsum(lengths)[:-1]]) * 2).astype(np.int64).tobytes())
-    f.write(np.arange(len(lengths) + 1, dtype=np.int64).tobytes())
-PY
+"$python" scripts/random_shard.py "$work/random" 2000
 
 # CPT_BENCH_BEFORE=/path/to/an/older/cpt-train adds its tokens/s beside
 # ours, in the same run (a before/after of a change), and its step split.

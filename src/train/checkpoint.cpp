@@ -165,10 +165,9 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
       fs::create_directories(fs::path(temp) / kMasterDir);
       io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(), io::Dtype::kF32,
                           options.max_shard_size);
-      io::save_hf_weights(weights, shape, temp, io::Dtype::kBF16, options.max_shard_size);
-    } else {
-      io::save_hf_weights(weights, shape, temp, io::Dtype::kF32, options.max_shard_size);
     }
+    io::save_hf_weights(weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32,
+                        options.max_shard_size);
     maybe_die("weights");
     if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
       fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");

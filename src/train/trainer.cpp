@@ -182,11 +182,15 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
     // The fp32 logits (micro_batch, seq, vocab) die with this scope: the
     // loss keeps its log-softmax, and backward needs no second copy.
     const torch::Tensor loss = [&] {
-      const auto logits =
-          !options.document_mask ? model->forward(b.tokens)
-          : b.document_segments.defined()
-              ? model->forward(b.tokens, b.positions, model::DocumentSegments{b.document_segments})
-              : model->forward(b.tokens, b.positions, true);
+      torch::Tensor logits;
+      if (options.document_mask) {
+        // run_training finds the documents on the host; other callers' batches may not carry them.
+        const model::DocumentSegments documents{b.document_segments.defined() ? b.document_segments
+                                                                               : model::document_segments(b.positions.cpu())};
+        logits = model->forward(b.tokens, b.positions, documents);
+      } else {
+        logits = model->forward(b.tokens);
+      }
       return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
     }();
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
