@@ -263,6 +263,12 @@ void IndexedDataset::read_tokens(int64_t offset, int64_t count, int64_t* out) co
     case TokenDtype::kInt64: widen<int64_t>(src, count, out); break;
     default: throw std::logic_error("float token dtype passed validation");
   }
+  bin_.check_intact();  // a truncated .bin read as zeros: stop before they are trained on
+}
+
+void IndexedDataset::check_unchanged() const {
+  idx_.check_unchanged();
+  bin_.check_unchanged();
 }
 
 }  // namespace cpt::data

@@ -78,4 +78,29 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
   sync_directory(dir.string());
 }
 
+LineAppender::LineAppender(std::string path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("open for appending", path_);
+}
+
+LineAppender::~LineAppender() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void LineAppender::append(std::string_view line) {
+  std::string text(line);
+  text += '\n';
+  const off_t before = ::lseek(fd_, 0, SEEK_END);
+  ssize_t n;
+  do {
+    n = ::write(fd_, text.data(), text.size());
+  } while (n < 0 && errno == EINTR);
+  if (n == static_cast<ssize_t>(text.size())) return;
+  const int error = n < 0 ? errno : ENOSPC;  // a short write: the disk filled up mid-line
+  // Best effort: the error below is what the user must see either way.
+  [[maybe_unused]] const int cut = before >= 0 ? ::ftruncate(fd_, before) : -1;
+  errno = error;
+  fail("append to", path_);
+}
+
 }  // namespace cpt::io

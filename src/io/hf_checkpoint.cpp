@@ -69,8 +69,8 @@ void load_hf_weights(torch::nn::Module& module, const std::string& dir) {
   load_hf_weights(parameters, dir);
 }
 
-void load_hf_weights(NamedTensors& tensors, const std::string& dir) {
-  const HfModel model(dir);
+void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_checksums) {
+  const HfModel model(dir, verify_checksums);
   torch::NoGradGuard no_grad;
   std::set<std::string> expected;
   for (auto& [name, param] : tensors) {
@@ -92,6 +92,7 @@ void load_hf_weights(NamedTensors& tensors, const std::string& dir) {
       throw InputError(fmt::format("'{}': tensor '{}' in {} holds NaN or infinite values", dir, name, tensor.file->path()));
     }
     param.copy_(view);
+    tensor.file->check_intact();  // a shard truncated by another program while it was read
   }
   for (const auto& name : model.tensor_names()) {
     if (!expected.count(name) && name.find("rotary_emb.inv_freq") == std::string::npos) {

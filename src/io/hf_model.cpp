@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cpt/common/error.h"
+#include "cpt/io/checksums.h"
 
 namespace fs = std::filesystem;
 
@@ -22,9 +23,10 @@ nlohmann::json read_json(const fs::path& path) {
 
 }  // namespace
 
-HfModel::HfModel(std::string dir) : dir_(std::move(dir)) {
+HfModel::HfModel(std::string dir, bool verify_checksums) : dir_(std::move(dir)) {
   const fs::path root(dir_);
   if (!fs::is_directory(root)) throw InputError(fmt::format("model directory '{}' does not exist", dir_));
+  if (verify_checksums && has_checksums(dir_)) io::verify_checksums(dir_, is_model_file);
   if (!fs::exists(root / "config.json")) throw InputError(fmt::format("'{}' has no config.json", dir_));
   config_ = read_json(root / "config.json");
 
@@ -37,7 +39,12 @@ HfModel::HfModel(std::string dir) : dir_(std::move(dir)) {
       throw InputError(fmt::format("'{}' has no weight_map", index.string()));
     }
     for (auto it = json["weight_map"].begin(); it != json["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) throw InputError(fmt::format("'{}': weight_map values must be file names", index.string()));
+      if (!it.value().is_string() || it.value().get<std::string>().empty() ||
+          it.value().get<std::string>().find('/') != std::string::npos || it.value().get<std::string>() == ".." ||
+          it.value().get<std::string>() == ".") {
+        throw InputError(fmt::format("'{}': weight_map values must be file names in the model directory, not {}",
+                                     index.string(), it.value().dump()));
+      }
       weight_map[it.key()] = it.value().get<std::string>();
       if (std::find(shard_names.begin(), shard_names.end(), it.value().get<std::string>()) == shard_names.end()) {
         shard_names.push_back(it.value().get<std::string>());

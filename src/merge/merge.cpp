@@ -395,6 +395,7 @@ MergeReport merge_models(const MergeOptions& options, const std::function<void(c
     }, threads);
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       const io::HfModel::Tensor tensor = p.models[i]->find(p.input_names[i]);
+      tensor.file->check_intact();  // an input truncated by another program while it was merged
       tensor.file->release(*tensor.info, 0, tensor.info->spec.nbytes());
     }
     ++progress.tensors_done;

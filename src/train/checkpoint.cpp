@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,9 +13,14 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <thread>
+#include <spdlog/spdlog.h>
+#include <algorithm>
+#include <chrono>
 
 #include "cpt/common/error.h"
 #include "cpt/io/atomic_file.h"
+#include "cpt/io/checksums.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/safetensors.h"
 
@@ -35,11 +41,23 @@ void sync_directory(const std::string& dir) {
   }
 }
 
-// Fault injection for the tests: CPT_TEST_KILL_IN_SAVE=<point> dies by
-// SIGKILL at that point of writing a checkpoint, as kill -9 would.
-void maybe_die(const char* point) {
-  const char* at = std::getenv("CPT_TEST_KILL_IN_SAVE");
-  if (at != nullptr && std::string(at) == point) std::raise(SIGKILL);
+// Fault injection for the tests, armed when a save begins:
+// CPT_TEST_SAVE_FAULT=kill-after-us:N dies by SIGKILL N microseconds later,
+// wherever the save has got to (as kill -9 would); "stop" stops the process
+// (SIGSTOP) so a test can act while it is inside the save.
+void arm_save_fault() {
+  const char* fault = std::getenv("CPT_TEST_SAVE_FAULT");
+  if (fault == nullptr) return;
+  const std::string text(fault);
+  if (text == "stop") {
+    std::raise(SIGSTOP);
+  } else if (text.rfind("kill-after-us:", 0) == 0) {
+    const auto delay = std::chrono::microseconds(std::stoll(text.substr(14)));
+    std::thread([delay] {
+      std::this_thread::sleep_for(delay);
+      std::raise(SIGKILL);
+    }).detach();
+  }
 }
 
 }  // namespace
@@ -49,6 +67,20 @@ std::string CheckpointPaths::step_dir(int64_t step) const {
 }
 
 namespace {
+
+// Moves the complete temporary directory to its final name. A step saved
+// again (a resume from an older checkpoint) swaps with its old copy in one
+// atomic rename, so no moment exists in which `latest` names nothing.
+void publish(const std::string& temp, const std::string& final_dir) {
+  if (!fs::exists(final_dir)) {
+    fs::rename(temp, final_dir);
+    return;
+  }
+  if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
+    throw std::runtime_error(fmt::format("cannot replace '{}' with '{}': {}", final_dir, temp, std::strerror(errno)));
+  }
+  fs::remove_all(temp);  // now the old copy
+}
 
 // The moments in one safetensors file; a slice that is not a whole
 // parameter records where it starts ("offset.<key>" in the metadata).
@@ -137,6 +169,7 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
   const NamedTensors weights = replicas.full_master_weights();  // a collective under bf16 ZeRO-1
   const int64_t optimizer_steps = optimizer.steps();
   const bool leader = group.rank() == 0;
+  arm_save_fault();
   const std::string final_dir = paths.step_dir(state.step);
   const std::string temp = (fs::path(paths.root) / fmt::format(".{}{:08d}.tmp", kStatePrefix, state.step)).string();
   if (leader) {
@@ -150,60 +183,58 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
   }
   group.barrier();  // the temporary directory exists (on the shared file system)
 
-  // With ZeRO-1 every rank writes its own moments; otherwise rank 0 holds them all.
-  if (options.sharded_optimizer || leader) {
-    const int world = options.sharded_optimizer ? group.size() : 1;
-    write_moments((fs::path(temp) / "trainer_state" / optimizer_file(options.sharded_optimizer ? group.rank() : 0, world))
-                      .string(),
-                  optimizer.state());
-  }
-  if (leader) {
-    // The model files hold the master weights in fp32, so a resume is
-    // exact, or rounded to bf16 with the fp32 master kept beside the
-    // optimizer state.
-    if (options.bf16_weights) {
-      fs::create_directories(fs::path(temp) / kMasterDir);
-      io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(), io::Dtype::kF32,
+  // A save that fails (a full disk, a directory that became read-only)
+  // removes what it wrote, so the space is free again; the checkpoints
+  // before it and `latest` are untouched.
+  try {
+    // With ZeRO-1 every rank writes its own moments; otherwise rank 0 holds them all.
+    if (options.sharded_optimizer || leader) {
+      const int world = options.sharded_optimizer ? group.size() : 1;
+      write_moments(
+          (fs::path(temp) / "trainer_state" / optimizer_file(options.sharded_optimizer ? group.rank() : 0, world)).string(),
+          optimizer.state());
+    }
+    if (leader) {
+      // The model files hold the master weights in fp32, so a resume is
+      // exact, or rounded to bf16 with the fp32 master kept beside the
+      // optimizer state.
+      if (options.bf16_weights) {
+        fs::create_directories(fs::path(temp) / kMasterDir);
+        io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(), io::Dtype::kF32,
+                            options.max_shard_size);
+      }
+      io::save_hf_weights(weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32,
                           options.max_shard_size);
+      if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
+        fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
+      }
     }
-    io::save_hf_weights(weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32,
-                        options.max_shard_size);
-    maybe_die("weights");
-    if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
-      fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
+    group.barrier();  // every rank's files are written and fsynced
+    if (leader) {
+      io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(),
+                            trainer_state_json(state, optimizer_steps, group.size()));
+      // Last, over every file of every rank: a checkpoint names its own damage.
+      io::write_checksums(temp);
+      sync_directory((fs::path(temp) / "trainer_state").string());
+      sync_directory(temp);
+      publish(temp, final_dir);
+      sync_directory(paths.root);
+      io::write_file_atomic((fs::path(paths.root) / "latest").string(), fs::path(final_dir).filename().string() + "\n");
     }
+  } catch (...) {
+    std::error_code ignored;
+    if (leader) fs::remove_all(temp, ignored);
+    throw;
   }
-  group.barrier();  // every rank's files are written and fsynced
-  if (leader) {
-    const nlohmann::json json = {{"format_version", 1},
-                                 {"step", state.step},
-                                 {"tokens", state.tokens},
-                                 {"optimizer_steps", optimizer_steps},
-                                 {"world_size", group.size()},
-                                 {"nonfinite_in_row", state.nonfinite_in_row},
-                                 {"config_hash", state.config_hash},
-                                 {"resume_guard", state.resume_guard},
-                                 {"data", state.data.to_json()}};
-    maybe_die("optimizer");
-    io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(), json.dump(2) + "\n");
-    sync_directory((fs::path(temp) / "trainer_state").string());
-    sync_directory(temp);
-    if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-run step replaces its old copy
-    fs::rename(temp, final_dir);
-    sync_directory(paths.root);
-    maybe_die("renamed");
-    io::write_file_atomic((fs::path(paths.root) / "latest").string(), fs::path(final_dir).filename().string() + "\n");
-
-    if (options.keep_last > 0) {
-      std::vector<std::string> steps;
-      for (const auto& entry : fs::directory_iterator(paths.root)) {
-        const std::string name = entry.path().filename().string();
-        if (entry.is_directory() && name.rfind(kStatePrefix, 0) == 0) steps.push_back(name);
-      }
-      std::sort(steps.begin(), steps.end());
-      for (size_t i = 0; i + static_cast<size_t>(options.keep_last) < steps.size(); ++i) {
-        fs::remove_all(fs::path(paths.root) / steps[i]);
-      }
+  if (leader && options.keep_last > 0) {
+    std::vector<std::string> steps;
+    for (const auto& entry : fs::directory_iterator(paths.root)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_directory() && name.rfind(kStatePrefix, 0) == 0) steps.push_back(name);
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + static_cast<size_t>(options.keep_last) < steps.size(); ++i) {
+      fs::remove_all(fs::path(paths.root) / steps[i]);
     }
   }
   group.barrier();  // no rank runs ahead of a checkpoint that is not complete
@@ -222,25 +253,32 @@ std::optional<std::string> latest_checkpoint(const CheckpointPaths& paths) {
   return (fs::path(paths.root) / name).string();
 }
 
-TrainerState read_trainer_state(const std::string& dir) {
-  const fs::path state_path = fs::path(dir) / "trainer_state" / "state.json";
-  std::ifstream in(state_path);
-  if (!in) throw InputError(fmt::format("'{}' is missing: not a cpt-train checkpoint", state_path.string()));
-  const nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) throw InputError(fmt::format("'{}' is not valid JSON", state_path.string()));
-  TrainerState state;
-  try {
-    state.step = json.at("step").get<int64_t>();
-    state.tokens = json.at("tokens").get<int64_t>();
-    state.nonfinite_in_row = json.value("nonfinite_in_row", int64_t{0});
-    state.config_hash = json.value("config_hash", std::string());
-    state.resume_guard = json.value("resume_guard", nlohmann::json());
-    state.optimizer_steps = json.value("optimizer_steps", state.step);
-    state.data = data::BlendState::from_json(json.at("data"));
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError(fmt::format("'{}': {}", state_path.string(), e.what()));
+void verify_checkpoint(const std::string& dir) {
+  read_trainer_state(dir);
+  if (!io::has_checksums(dir)) {
+    spdlog::warn("{} has no {} (written before cpt-train recorded checksums): its files are not verified", dir,
+                 io::kChecksumsFile);
+    return;
   }
-  return state;
+  io::verify_checksums(dir);
+}
+
+std::optional<std::string> newest_intact_checkpoint(const CheckpointPaths& paths, const std::string& except) {
+  std::vector<fs::path> steps;
+  for (const auto& entry : fs::directory_iterator(paths.root)) {
+    if (entry.is_directory() && entry.path().filename().string().rfind(kStatePrefix, 0) == 0) steps.push_back(entry.path());
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  for (const auto& dir : steps) {
+    if (fs::equivalent(dir, except)) continue;
+    try {
+      verify_checkpoint(dir.string());
+      return dir.string();
+    } catch (const InputError&) {
+      continue;  // damaged too: look further back
+    }
+  }
+  return std::nullopt;
 }
 
 TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, AdamW& optimizer) {
@@ -248,7 +286,7 @@ TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, Ada
   NamedTensors weights;  // fp32 on the host, whatever the compute dtype
   for (const auto& [name, p] : replicas.parameters()) weights.emplace_back(name, torch::empty(p.sizes(), torch::kFloat));
   const fs::path master = fs::path(dir) / kMasterDir;
-  io::load_hf_weights(weights, fs::exists(master) ? master.string() : dir);
+  io::load_hf_weights(weights, fs::exists(master) ? master.string() : dir, /*verify_checksums=*/false);
   replicas.load_master_weights(weights);
   const MomentPieces moments((fs::path(dir) / "trainer_state").string());
   optimizer.load_state([&](const std::string& key, int64_t offset, torch::Tensor& out) { moments.read(key, offset, out); },

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
@@ -19,6 +20,7 @@
 #include "cpt/data/tokenizer.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/atomic_file.h"
+#include "cpt/io/run_lock.h"
 #include "cpt/model/attention.h"
 #include "cpt/model/loss.h"
 #include "cpt/model/shape.h"
@@ -35,7 +37,43 @@ namespace {
 
 std::atomic<int> g_stop_signal{0};
 
-void on_stop_signal(int signal) { g_stop_signal = signal; }
+// SIGTERM, SIGUSR1 (SLURM's warning before the end of the time limit) and
+// SIGINT (Ctrl-C) ask for a checkpoint and exit 75 after the current step.
+// A second Ctrl-C means "now": the process exits without saving, and
+// `latest` still names the last complete checkpoint.
+void on_stop_signal(int signal) {
+  if (signal == SIGINT && g_stop_signal != 0) {
+    static constexpr char kMessage[] = "second interrupt: exiting at once, without saving\n";
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+    ::_exit(130);
+  }
+  g_stop_signal = signal;
+}
+
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  for (const int signal : {SIGTERM, SIGUSR1, SIGINT}) ::sigaction(signal, &action, nullptr);
+}
+
+// The checkpoint to resume from, checked file by file against the checksums
+// it was written with. `--resume auto` never loads a damaged one: it names
+// the newest intact checkpoint for --resume PATH instead.
+void verify_resume_point(const std::string& dir, const CheckpointPaths& paths, bool automatic) {
+  try {
+    verify_checkpoint(dir);
+  } catch (const InputError& damage) {
+    if (!automatic) throw;
+    const std::optional<std::string> intact = newest_intact_checkpoint(paths, dir);
+    throw InputError(fmt::format("--resume auto: the newest checkpoint is damaged: {}; {}", damage.what(),
+                                 intact ? fmt::format("the newest intact one is {}: pass --resume {} to continue "
+                                                      "from it",
+                                                      *intact, *intact)
+                                        : std::string("no intact checkpoint remains; start again with --resume none "
+                                                      "in a new run.output_dir")));
+  }
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -227,7 +265,10 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const dist::LaunchEnv env = dist::launch_env_from_environment(static_cast<int>(c.distributed.master_port));
   dist::check_rendezvous(env);
   const bool leader = env.rank == 0;
-  if (leader) config::write_resolved(c, loaded.source);  // creates run.output_dir, or says why it cannot
+  // One run per output_dir: taken before anything is written into it.
+  std::optional<io::RunLock> lock;
+  if (leader) lock.emplace(c.run.output_dir);
+  if (leader) config::write_resolved(c, loaded.source);
   const CheckpointPaths paths{(fs::path(c.run.output_dir) / "checkpoints").string()};
   const std::string metrics_path = (fs::path(c.run.output_dir) / "metrics.jsonl").string();
 
@@ -288,6 +329,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
   const data::BlendState* data_state = nullptr;
   if (resume_from) {
+    verify_resume_point(*resume_from, paths, options.resume == "auto");
     check_resume_guard(*resume_from, read_trainer_state(*resume_from).resume_guard, resume_guard(c));
     state = load_checkpoint(*resume_from, replicas, optimizer);
     state.resume_guard = resume_guard(c);
@@ -310,8 +352,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   loader_options.vocab_size = c.model.shape.vocab_size;
   data::Loader loader(sources.sources, sources.weights, loader_options, data_state);
 
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
+  install_stop_signals();
   // Fault injection for the resume and fault tests: "13:KILL" raises
   // SIGKILL after step 13 (a kill -9), "13:TERM" SIGTERM (a preemption),
   // "13:STOP" SIGSTOP (a hung rank).
@@ -329,8 +370,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const double peak_flops = measure_matmul_flops(*device, bf16 ? torch::kBFloat16 : torch::kFloat);
   device->reset_peak_memory();
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
-  std::ofstream metrics;  // rank 0 writes the metrics
-  if (leader) metrics.open(metrics_path, std::ios::app);
+  std::optional<io::LineAppender> metrics;  // rank 0 writes the metrics
+  if (leader) metrics.emplace(metrics_path);
   const auto start = Clock::now();
   std::unique_ptr<backend::DeviceTimer> window = device->start_timer();
   int64_t window_tokens = 0, window_steps = 0;
@@ -343,8 +384,11 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.keep_last = c.checkpoint.keep_last;
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
     save_options.bf16_weights = c.checkpoint.dtype == "bf16";
+    const auto save_start = Clock::now();
     const std::string dir = save_checkpoint(paths, c.model.shape, replicas, optimizer, state, save_options);
-    if (leader) spdlog::info("saved {}", dir);
+    if (leader) {
+      spdlog::info("saved {} in {:.4g} s", dir, std::chrono::duration<double>(Clock::now() - save_start).count());
+    }
   };
   auto run_eval = [&](nlohmann::ordered_json& row) {
     for (const auto& set : eval_sets) {
@@ -361,7 +405,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   if (state.step == 0 && !eval_sets.empty()) {
     nlohmann::ordered_json row = {{"step", 0}, {"tokens", 0}};
     run_eval(row);
-    if (leader) metrics << row.dump() << "\n" << std::flush;
+    if (leader) metrics->append(row.dump());
   }
   while (state.step < c.train.steps) {
     phases.start(StepPhases::kData);
@@ -386,6 +430,9 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     step_options.phases = &phases;
     const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
+    // Shards rewritten or replaced under the run stop it before a checkpoint
+    // records a data position in them (truncation is caught on the read).
+    for (const auto& source : sources.sources) source->dataset().check_unchanged();
     if (group->size() > 1 && state.step == 1) {
       if (replicas.sharded()) {
         spdlog::debug("gradient reduce-scatter: one over the flat buffer after backward (ZeRO-1)");
@@ -437,7 +484,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
             seconds[p] / static_cast<double>(std::max<int64_t>(1, window_steps));
       }
       if (eval_now) run_eval(row);
-      if (leader) metrics << row.dump() << "\n" << std::flush;
+      if (leader) metrics->append(row.dump());
       const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
                          static_cast<double>(std::max<int64_t>(1, state.step));
       if (leader) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <tuple>
@@ -99,6 +100,41 @@ TEST(IndexedDataset, AnUnfinishedWriterLeavesNothing) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++entries;
   EXPECT_EQ(entries, 0);
+}
+
+// Another program truncates the .bin while it is mapped: the read that
+// would have been SIGBUS reads zeros and is refused with the file's name.
+TEST(IndexedDataset, ABinTruncatedWhileMappedIsAnErrorNotSigbus) {
+  testing::TempDir dir;
+  const std::string prefix = dir.file("shard");
+  testing::write_dataset(prefix, testing::numbered_documents(4, 10, [](int) { return 5000; }));
+  const data::IndexedDataset dataset(prefix);
+  std::vector<int64_t> tokens(5000);
+  dataset.read_tokens(dataset.document_offset(3), 5000, tokens.data());
+  EXPECT_EQ(tokens.front(), 13);
+  dataset.check_unchanged();
+  std::filesystem::resize_file(prefix + ".bin", 100);
+  try {
+    dataset.read_tokens(dataset.document_offset(3), 5000, tokens.data());
+    FAIL() << "a read past the new end was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(prefix + ".bin' was truncated"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(dataset.check_unchanged(), InputError);
+}
+
+TEST(IndexedDataset, ABinRewrittenOrReplacedIsNoticed) {
+  testing::TempDir dir;
+  const std::string prefix = dir.file("shard");
+  testing::write_dataset(prefix, testing::numbered_documents(3, 10, [](int) { return 100; }));
+  const data::IndexedDataset dataset(prefix);
+  testing::write_dataset(prefix, testing::numbered_documents(3, 20, [](int) { return 100; }));  // renamed over it
+  try {
+    dataset.check_unchanged();
+    FAIL() << "a replaced .idx/.bin went unnoticed";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("was replaced by another file"), std::string::npos) << e.what();
+  }
 }
 
 TEST(IndexedDataset, RejectsTokensTheDtypeCannotHold) {

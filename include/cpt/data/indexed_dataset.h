@@ -72,7 +72,12 @@ class IndexedDataset {
   int64_t document_length(int64_t d) const;
 
   // Copies tokens [offset, offset + count) of .bin, widened to int64.
+  // Throws InputError naming .bin if the file was truncated under the mapping.
   void read_tokens(int64_t offset, int64_t count, int64_t* out) const;
+
+  // Throws InputError naming the file if .bin or .idx changed on disk since
+  // they were opened (truncated, rewritten or replaced).
+  void check_unchanged() const;
 
  private:
   int64_t sequence_length(int64_t s) const;

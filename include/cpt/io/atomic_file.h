@@ -12,4 +12,22 @@ namespace cpt::io {
 // system error; the temporary file is removed on failure.
 void write_file_atomic(const std::string& path, std::string_view contents);
 
+// A log of whole lines (metrics.jsonl): each line is appended with one
+// write(); when the disk is full or the file cannot be written, the partial
+// line is cut off again, so the file never ends in half a line, and the
+// error names the path.
+class LineAppender {
+ public:
+  explicit LineAppender(std::string path);  // opens (creates) for appending
+  ~LineAppender();
+  LineAppender(const LineAppender&) = delete;
+  LineAppender& operator=(const LineAppender&) = delete;
+
+  void append(std::string_view line);  // adds the '\n'
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 }  // namespace cpt::io

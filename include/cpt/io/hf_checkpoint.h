@@ -20,12 +20,14 @@ nlohmann::json llama_config_json(const model::Shape& shape, Dtype dtype);
 // sharded safetensors; F32/F16/BF16), converting to the parameter's dtype.
 // Old conversions' rotary_emb.inv_freq is ignored. Throws InputError naming
 // the file for the first missing, unexpected or misshapen tensor, and for
-// non-finite values.
+// non-finite values. A cpt-train checkpoint's model files are checked
+// against their checksums first (HfModel).
 void load_hf_weights(torch::nn::Module& module, const std::string& dir);
 // The same for named tensors (e.g. fp32 master weights): each is filled,
 // converted to its own dtype; the names must be exactly the directory's.
+// `verify_checksums` false when the caller verified the whole checkpoint.
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
-void load_hf_weights(NamedTensors& tensors, const std::string& dir);
+void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_checksums = true);
 
 // Writes the parameters as HF safetensors (model.safetensors, or
 // model-0000K-of-0000N.safetensors + index past max_shard_size) and

@@ -15,8 +15,11 @@ namespace cpt::io {
 
 class HfModel {
  public:
-  // Opens and validates every shard. Throws InputError naming the file.
-  explicit HfModel(std::string dir);
+  // Opens and validates every shard. A cpt-train checkpoint's model files
+  // are first checked against the checksums it was written with, unless
+  // `verify_checksums` is false (the caller verified the whole checkpoint).
+  // Throws InputError naming the file.
+  explicit HfModel(std::string dir, bool verify_checksums = true);
 
   const std::string& dir() const { return dir_; }
   const nlohmann::json& config() const { return config_; }

@@ -48,6 +48,10 @@ class SafetensorsFile {
   // from this process's resident set once they have been used.
   void release(const TensorInfo& tensor, size_t offset, size_t size) const;
 
+  // Throws InputError naming the file if it was truncated while mapped
+  // (MappedFile::check_intact): call after reading tensors' bytes.
+  void check_intact() const { file_.check_intact(); }
+
  private:
   MappedFile file_;
   const uint8_t* data_ = nullptr;

@@ -13,18 +13,10 @@
 #include "cpt/model/config.h"
 #include "cpt/train/data_parallel.h"
 #include "cpt/train/optimizer.h"
+#include "cpt/train/trainer_state.h"
 
 namespace cpt::train {
 
-struct TrainerState {
-  int64_t step = 0;            // optimizer steps done
-  int64_t tokens = 0;          // training tokens consumed
-  data::BlendState data;       // where the blended stream continues
-  int64_t nonfinite_in_row = 0;
-  std::string config_hash;     // of the resolved config, to warn when it changed
-  nlohmann::json resume_guard; // model shape and seq_len: a resume must not change them
-  int64_t optimizer_steps = 0; // updates applied (skipped steps do not count)
-};
 
 struct CheckpointPaths {
   std::string root;  // <output_dir>/checkpoints
@@ -54,12 +46,18 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
 // The directory `latest` names, if any.
 std::optional<std::string> latest_checkpoint(const CheckpointPaths& paths);
 
-// Reads trainer_state/state.json alone.
-TrainerState read_trainer_state(const std::string& dir);
+// Checks a checkpoint before it is loaded: state.json parses, and every file
+// has the size and CRC-32C it was written with (checkpoints from before
+// checksums are accepted with a warning). Throws InputError naming the file.
+void verify_checkpoint(const std::string& dir);
+
+// The newest step directory other than `except` that passes verify_checkpoint.
+std::optional<std::string> newest_intact_checkpoint(const CheckpointPaths& paths, const std::string& except);
 
 // Loads weights, optimizer moments and trainer state. The moments may have
 // been written by any number of ranks; each optimizer reads the ranges it
-// owns. Throws InputError naming the file on anything missing or malformed.
+// owns. Throws InputError naming the file on anything missing or malformed;
+// the checksums are verify_checkpoint's job.
 // The weights become the master weights and, cast, the parameters.
 TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, AdamW& optimizer);
 

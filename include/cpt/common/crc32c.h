@@ -1,0 +1,18 @@
+#pragma once
+// CRC-32C (Castagnoli), the checksum of iSCSI, ext4 metadata and TFRecord:
+// SSE4.2's crc32 instruction where the CPU has it, a table otherwise.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace cpt {
+
+// Extends `crc` (0 to start) over `size` bytes.
+uint32_t crc32c(uint32_t crc, const void* data, size_t size);
+
+// The CRC-32C of a whole file, read sequentially. Throws InputError naming
+// the path when it cannot be read.
+uint32_t file_crc32c(const std::string& path);
+
+}  // namespace cpt

@@ -1,0 +1,61 @@
+#include "cpt/train/trainer_state.h"
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <sstream>
+
+#include "cpt/common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace cpt::train {
+
+std::string trainer_state_json(const TrainerState& state, int64_t optimizer_steps, int world_size) {
+  const nlohmann::json json = {{"format_version", 1},
+                               {"step", state.step},
+                               {"tokens", state.tokens},
+                               {"optimizer_steps", optimizer_steps},
+                               {"world_size", world_size},
+                               {"nonfinite_in_row", state.nonfinite_in_row},
+                               {"config_hash", state.config_hash},
+                               {"resume_guard", state.resume_guard},
+                               {"data", state.data.to_json()}};
+  return json.dump(2) + "\n";
+}
+
+TrainerState parse_trainer_state(const std::string& text, const std::string& source) {
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) throw InputError(fmt::format("'{}' is not valid JSON", source));
+  TrainerState state;
+  try {
+    state.step = json.at("step").get<int64_t>();
+    state.tokens = json.at("tokens").get<int64_t>();
+    state.nonfinite_in_row = json.value("nonfinite_in_row", int64_t{0});
+    state.config_hash = json.value("config_hash", std::string());
+    state.resume_guard = json.value("resume_guard", nlohmann::json());
+    state.optimizer_steps = json.value("optimizer_steps", state.step);
+    state.data = data::BlendState::from_json(json.at("data"));
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("'{}': {}", source, e.what()));
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("'{}': {}", source, e.what()));
+  }
+  if (state.step < 0 || state.tokens < 0 || state.optimizer_steps < 0 || state.optimizer_steps > state.step ||
+      state.nonfinite_in_row < 0) {
+    throw InputError(fmt::format("'{}': step {}, tokens {}, optimizer_steps {} are not the counts of a run", source,
+                                 state.step, state.tokens, state.optimizer_steps));
+  }
+  return state;
+}
+
+TrainerState read_trainer_state(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "trainer_state" / "state.json").string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("'{}' is missing: not a cpt-train checkpoint", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_trainer_state(text.str(), path);
+}
+
+}  // namespace cpt::train

@@ -1,0 +1,77 @@
+#include "cpt/io/checksums.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cpt/common/crc32c.h"
+#include "cpt/common/error.h"
+#include "support/temp_dir.h"
+
+namespace cpt {
+namespace {
+
+TEST(Crc32c, MatchesTheStandardCheckValues) {
+  // RFC 3720's check value, and iSCSI's 32 zero bytes.
+  EXPECT_EQ(crc32c(0, "123456789", 9), 0xE3069283u);
+  const std::string zeros(32, '\0');
+  EXPECT_EQ(crc32c(0, zeros.data(), zeros.size()), 0x8A9136AAu);
+  // Extending in pieces equals one pass, at every split (the 8-byte path and the tail).
+  const std::string text = "The quick brown fox jumps over the lazy dog, twice over.";
+  for (size_t split = 0; split <= text.size(); ++split) {
+    EXPECT_EQ(crc32c(crc32c(0, text.data(), split), text.data() + split, text.size() - split),
+              crc32c(0, text.data(), text.size()));
+  }
+}
+
+TEST(Checksums, RecordEveryFileAndFindAFlipATruncationAndAMissingFile) {
+  testing::TempDir dir;
+  dir.write("ckpt/model.safetensors", std::string(100000, 'w'));
+  dir.write("ckpt/config.json", "{}");
+  dir.write("ckpt/trainer_state/optimizer.safetensors", std::string(5000, 'm'));
+  const std::string ckpt = dir.file("ckpt");
+  io::write_checksums(ckpt);
+  const auto manifest = io::parse_checksums(testing::read_file(ckpt + "/" + io::kChecksumsFile), "checksums.json");
+  EXPECT_EQ(manifest.size(), 3u);
+  EXPECT_EQ(manifest.at("model.safetensors").bytes, 100000u);
+  EXPECT_NO_THROW(io::verify_checksums(ckpt));
+
+  dir.write("ckpt/model.safetensors", std::string(99999, 'w') + "v");
+  try {
+    io::verify_checksums(ckpt);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(ckpt + "/model.safetensors' is corrupt"), std::string::npos) << e.what();
+  }
+  // Only the files asked for are read.
+  EXPECT_NO_THROW(io::verify_checksums(ckpt, [](const std::string& name) { return !io::is_model_file(name); }));
+
+  dir.write("ckpt/model.safetensors", std::string(100000, 'w'));
+  std::filesystem::resize_file(ckpt + "/trainer_state/optimizer.safetensors", 10);
+  EXPECT_THROW(io::verify_checksums(ckpt), InputError);
+  std::filesystem::remove(ckpt + "/trainer_state/optimizer.safetensors");
+  try {
+    io::verify_checksums(ckpt);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("is missing from the checkpoint"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checksums, MalformedManifestsAreRefusedWithTheirName) {
+  for (const char* text : {"", "[]", R"({"algorithm": "md5", "files": {}})", R"({"algorithm": "crc32c"})",
+                           R"({"algorithm": "crc32c", "files": {"a": {"bytes": -1, "crc32c": "00000000"}}})",
+                           R"({"algorithm": "crc32c", "files": {"a": {"bytes": 1, "crc32c": "0x1"}}})",
+                           R"({"algorithm": "crc32c", "files": {"../etc/passwd": {"bytes": 1, "crc32c": "00000000"}}})"}) {
+    try {
+      io::parse_checksums(text, "ckpt/trainer_state/checksums.json");
+      FAIL() << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("ckpt/trainer_state/checksums.json"), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cpt
