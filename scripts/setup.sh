@@ -22,6 +22,8 @@ packages=(
   libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev
+  # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
+  clang libclang-rt-14-dev
   zlib1g-dev libzstd-dev zstd gzip bc time
   # Real English and computing-domain text for the demo and data tests.
   dict-gcide dict-foldoc

@@ -1,6 +1,7 @@
 #include "cpt/data/blender.h"
 
 #include <cmath>
+#include <cstdint>
 #include <fmt/format.h>
 #include <set>
 
@@ -18,14 +19,45 @@ nlohmann::json BlendState::to_json() const {
           {"weights", weights_json}};
 }
 
+namespace {
+
+// A count from a state file: a JSON integer, never negative. nlohmann's
+// get<int64_t> on a float would be undefined behaviour past int64's range.
+int64_t count_at(const nlohmann::json& json, const char* key) {
+  const nlohmann::json& value = json.at(key);
+  if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) ||
+      value.get<int64_t>() < 0) {
+    throw InputError(fmt::format("data state is malformed: \"{}\" is {}, not a count", key, value.dump()));
+  }
+  return value.get<int64_t>();
+}
+
+std::map<std::string, int64_t> counts_at(const nlohmann::json& json, const char* key) {
+  const nlohmann::json& object = json.at(key);
+  if (!object.is_object()) throw InputError(fmt::format("data state is malformed: \"{}\" is not an object", key));
+  std::map<std::string, int64_t> out;
+  for (const auto& [name, value] : object.items()) out[name] = count_at(object, name.c_str());
+  return out;
+}
+
+}  // namespace
+
 BlendState BlendState::from_json(const nlohmann::json& json) {
   try {
+    if (!json.is_object()) throw InputError("data state is malformed: not an object");
     BlendState state;
-    state.samples = json.at("samples").get<int64_t>();
-    state.served = json.at("served").get<std::map<std::string, int64_t>>();
-    state.segment_start = json.at("segment_start").get<int64_t>();
-    state.served_at_segment_start = json.at("served_at_segment_start").get<std::map<std::string, int64_t>>();
-    state.weights = json.at("weights").get<std::map<std::string, double>>();
+    state.samples = count_at(json, "samples");
+    state.served = counts_at(json, "served");
+    state.segment_start = count_at(json, "segment_start");
+    state.served_at_segment_start = counts_at(json, "served_at_segment_start");
+    const nlohmann::json& weights = json.at("weights");
+    if (!weights.is_object()) throw InputError("data state is malformed: \"weights\" is not an object");
+    for (const auto& [name, value] : weights.items()) {
+      if (!value.is_number() || !std::isfinite(value.get<double>()) || !(value.get<double>() > 0)) {
+        throw InputError(fmt::format("data state is malformed: weight of '{}' is {}", name, value.dump()));
+      }
+      state.weights[name] = value.get<double>();
+    }
     return state;
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("data state is malformed: {}", e.what()));
@@ -63,7 +95,13 @@ void Blender::restore(const BlendState& state) {
   }
   if (same_mix) {
     segment_start_ = state.segment_start;
-    for (size_t s = 0; s < names_.size(); ++s) segment_base_[s] = state.served_at_segment_start.at(names_[s]);
+    for (size_t s = 0; s < names_.size(); ++s) {
+      const auto it = state.served_at_segment_start.find(names_[s]);
+      if (it == state.served_at_segment_start.end()) {
+        throw InputError(fmt::format("data state is malformed: served_at_segment_start has no '{}'", names_[s]));
+      }
+      segment_base_[s] = it->second;
+    }
   } else {
     segment_start_ = samples_;
     segment_base_ = served_;

@@ -28,7 +28,7 @@ class Reader {
   void check_keys(const YAML::Node& map, const std::string& where, const std::vector<std::string>& supported,
                   const std::vector<std::string>& unsupported = {}) const {
     for (const auto& entry : map) {
-      const std::string key = entry.first.as<std::string>();
+      const std::string key = key_name(entry.first, where);
       if (std::find(supported.begin(), supported.end(), key) != supported.end()) continue;
       const std::string path = where.empty() ? key : where + "." + key;
       if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end()) {
@@ -39,6 +39,12 @@ class Reader {
       if (auto guess = closest_match(key, supported)) message += fmt::format("; did you mean '{}'?", *guess);
       fail(entry.first, path, message + fmt::format(" Supported keys: {}", join(supported, ", ")));
     }
+  }
+
+  // YAML allows a list or a mapping as a key ("? [a, b]: 1"); no key of ours is one.
+  std::string key_name(const YAML::Node& key, const std::string& where) const {
+    if (!key.IsScalar()) fail(key, where.empty() ? "(top level)" : where, "keys must be plain names, not a list or mapping");
+    return key.Scalar();
   }
 
   std::string text(const YAML::Node& node, const std::string& key) const {
@@ -115,7 +121,7 @@ class Reader {
     if (!node || node.IsNull()) return out;
     if (!node.IsMap()) fail(node, key, "expected a mapping of parameter names to values");
     for (const auto& entry : node) {
-      const std::string name = entry.first.as<std::string>();
+      const std::string name = key_name(entry.first, key);
       out[name] = setting(entry.second, key + "." + name);
     }
     return out;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "cpt/common/error.h"
@@ -27,19 +28,30 @@ std::string trainer_state_json(const TrainerState& state, int64_t optimizer_step
 TrainerState parse_trainer_state(const std::string& text, const std::string& source) {
   const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) throw InputError(fmt::format("'{}' is not valid JSON", source));
+  // A count: a JSON integer (get<int64_t> of a float past int64's range
+  // would be undefined behaviour); the range is checked below.
+  const auto count = [&](const char* key, std::optional<int64_t> otherwise) -> int64_t {
+    if (!json.contains(key) && otherwise) return *otherwise;
+    const nlohmann::json& value = json.at(key);
+    if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+      throw InputError(fmt::format("'{}': \"{}\" is {}, not a count", source, key, value.dump()));
+    }
+    return value.get<int64_t>();
+  };
   TrainerState state;
   try {
-    state.step = json.at("step").get<int64_t>();
-    state.tokens = json.at("tokens").get<int64_t>();
-    state.nonfinite_in_row = json.value("nonfinite_in_row", int64_t{0});
+    state.step = count("step", std::nullopt);
+    state.tokens = count("tokens", std::nullopt);
+    state.nonfinite_in_row = count("nonfinite_in_row", 0);
     state.config_hash = json.value("config_hash", std::string());
     state.resume_guard = json.value("resume_guard", nlohmann::json());
-    state.optimizer_steps = json.value("optimizer_steps", state.step);
+    state.optimizer_steps = count("optimizer_steps", state.step);
     state.data = data::BlendState::from_json(json.at("data"));
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("'{}': {}", source, e.what()));
   } catch (const InputError& e) {
-    throw InputError(fmt::format("'{}': {}", source, e.what()));
+    const std::string what = e.what();
+    throw InputError(what.rfind("'" + source + "'", 0) == 0 ? what : fmt::format("'{}': {}", source, what));
   }
   if (state.step < 0 || state.tokens < 0 || state.optimizer_steps < 0 || state.optimizer_steps > state.step ||
       state.nonfinite_in_row < 0) {
