@@ -385,7 +385,18 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
     save_options.bf16_weights = c.checkpoint.dtype == "bf16";
     const auto save_start = Clock::now();
-    const std::string dir = save_checkpoint(paths, c.model.shape, replicas, optimizer, state, save_options);
+    std::string dir;
+    try {
+      dir = save_checkpoint(paths, c.model.shape, replicas, optimizer, state, save_options);
+    } catch (const InputError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Say what is still safe: the failed save left nothing under a final name.
+      const std::optional<std::string> last = latest_checkpoint(paths);
+      throw std::runtime_error(fmt::format("the checkpoint of step {} was not saved: {}; {}", state.step, e.what(),
+                                           last ? "the last complete one is " + *last + " (--resume auto continues from it)"
+                                                : std::string("there is no earlier checkpoint")));
+    }
     if (leader) {
       spdlog::info("saved {} in {:.4g} s", dir, std::chrono::duration<double>(Clock::now() - save_start).count());
     }
@@ -433,6 +444,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     // Shards rewritten or replaced under the run stop it before a checkpoint
     // records a data position in them (truncation is caught on the read).
     for (const auto& source : sources.sources) source->dataset().check_unchanged();
+    for (const auto& set : eval_sets) set->dataset().check_unchanged();
     if (group->size() > 1 && state.step == 1) {
       if (replicas.sharded()) {
         spdlog::debug("gradient reduce-scatter: one over the flat buffer after backward (ZeRO-1)");

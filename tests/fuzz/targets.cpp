@@ -26,15 +26,23 @@ namespace cpt::fuzz {
 
 namespace {
 
-// Parsers take paths: each process gets a scratch folder in memory.
+// Parsers take paths: each process gets a scratch folder in memory,
+// removed when it exits.
 const fs::path& scratch() {
-  static const fs::path dir = [] {
+  struct Scratch {
+    fs::path path;
+    ~Scratch() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  };
+  static const Scratch dir{[] {
     const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     fs::path path = base / ("cpt-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(path);
     return path;
-  }();
-  return dir;
+  }()};
+  return dir.path;
 }
 
 std::string write(const std::string& name, const void* data, size_t size) {
