@@ -71,7 +71,7 @@ void write_checksums(const std::string& dir) {
 ChecksumManifest parse_checksums(const std::string& text, const std::string& source) {
   const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) throw InputError(fmt::format("'{}' is not a JSON object", source));
-  if (json.value("algorithm", std::string()) != "crc32c") {
+  if (!json.contains("algorithm") || json["algorithm"] != "crc32c") {
     throw InputError(fmt::format("'{}': \"algorithm\" must be \"crc32c\"", source));
   }
   const auto files = json.find("files");

@@ -115,6 +115,11 @@ Shape read_hf_config(const std::string& path) {
                                  path, json["head_dim"].dump(),
                                  json["hidden_size"].get<int64_t>() / json["num_attention_heads"].get<int64_t>()));
   }
+  if (json.contains("tie_word_embeddings") && !json["tie_word_embeddings"].is_null() &&
+      !json["tie_word_embeddings"].is_boolean()) {
+    throw InputError(fmt::format("'{}': \"tie_word_embeddings\" is {}, expected true or false", path,
+                                 json["tie_word_embeddings"].dump()));
+  }
   if (json.value("tie_word_embeddings", false)) {
     throw InputError(fmt::format("'{}' sets tie_word_embeddings true; Llama-2 checkpoints have an untied lm_head", path));
   }
