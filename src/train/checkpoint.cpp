@@ -2,21 +2,23 @@
 
 #include <torch/torch.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fmt/format.h>
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <thread>
-#include <spdlog/spdlog.h>
-#include <algorithm>
-#include <chrono>
 
 #include "cpt/common/error.h"
 #include "cpt/io/atomic_file.h"
@@ -122,7 +124,14 @@ class MomentPieces {
         }
         int64_t offset = 0;
         const auto it = file->metadata().find("offset." + t.spec.name);
-        if (it != file->metadata().end()) offset = std::stoll(it->second);
+        if (it != file->metadata().end()) {
+          const char* end = it->second.data() + it->second.size();
+          const auto [stop, error] = std::from_chars(it->second.data(), end, offset);
+          if (error != std::errc() || stop != end || offset < 0 || offset > INT64_MAX - t.spec.numel()) {
+            throw InputError(fmt::format("'{}': metadata \"offset.{}\" is \"{}\", not an element offset",
+                                         file->path(), t.spec.name, it->second));
+          }
+        }
         pieces_[t.spec.name].push_back(
             {offset, t.spec.numel(), reinterpret_cast<const float*>(file->data(t))});
       }

@@ -314,7 +314,9 @@ TEST(Training, Bf16ParametersTrainFp32MasterWeights) {
     beyond_bf16 += values.ne(values.to(torch::kBFloat16).to(torch::kFloat)).sum().item<int64_t>();
     total += values.numel();
   }
-  if (backend::cpu_supports_bf16()) EXPECT_GT(beyond_bf16, total / 2) << "the master weights are fp32, not bf16 cast back";
+  if (backend::cpu_supports_bf16()) {
+    EXPECT_GT(beyond_bf16, total / 2) << "the master weights are fp32, not bf16 cast back";
+  }
 }
 
 // model.init_from a checkpoint of ours starts a new CPT phase: its weights
