@@ -30,9 +30,16 @@ struct EvalArgs {
   bool json = false;
 };
 
-std::vector<int64_t> tokens_of_inputs(const EvalArgs& args) {
+std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, int64_t model_vocab) {
   const std::string path = args.tokenizer.empty() ? (fs::path(args.checkpoint) / "tokenizer.model").string() : args.tokenizer;
   const data::Tokenizer tokenizer(path);
+  // Another tokenizer's ids would mostly fall inside the vocabulary and be
+  // scored as garbage: refuse the pair, as generate does.
+  if (tokenizer.vocab_size() != model_vocab) {
+    throw InputError(fmt::format("tokenizer '{}' has {} pieces but the model's vocabulary is {}; evaluate with the "
+                                 "tokenizer the model was trained with",
+                                 path, tokenizer.vocab_size(), model_vocab));
+  }
   std::vector<int64_t> tokens;
   std::vector<int> ids;
   std::string record, text, reason;
@@ -58,20 +65,26 @@ int run_eval(const EvalArgs& args) {
     throw InputError("cpt-train eval needs exactly one of --input FILE... or --prefix PREFIX");
   }
   model::Llama model = train::load_model(args.checkpoint);
+  const int64_t context = model->shape().max_position_embeddings;
+  if (args.seq_len > context) {
+    throw InputError(fmt::format("--seq-len {} is longer than the model's context of {} tokens "
+                                 "(max_position_embeddings of '{}'); use --seq-len {} or less",
+                                 args.seq_len, context, args.checkpoint, context));
+  }
   std::vector<int64_t> tokens;
   if (!args.prefix.empty()) {
     const data::IndexedDataset dataset(args.prefix);
     tokens.resize(static_cast<size_t>(dataset.tokens()));
     dataset.read_tokens(0, dataset.tokens(), tokens.data());
   } else {
-    tokens = tokens_of_inputs(args);
+    tokens = tokens_of_inputs(args, model->shape().vocab_size);
   }
   for (int64_t t : tokens) {
     if (t < 0 || t >= model->shape().vocab_size) {
       throw InputError(fmt::format("token id {} is outside the model's vocabulary of {}", t, model->shape().vocab_size));
     }
   }
-  const int64_t seq_len = args.seq_len > 0 ? args.seq_len : model->shape().max_position_embeddings;
+  const int64_t seq_len = args.seq_len > 0 ? args.seq_len : context;
   const train::PerplexityResult r = train::perplexity(model, tokens, seq_len, args.batch);
   if (args.json) {
     const nlohmann::ordered_json out = {{"checkpoint", args.checkpoint}, {"seq_len", seq_len}, {"windows", r.windows},
@@ -95,8 +108,8 @@ Command add_eval_command(CLI::App& parent) {
   app->add_option("--input", args->inputs, "text files (.txt, .jsonl, optionally .gz/.zst) to evaluate on (repeatable)");
   app->add_option("--prefix", args->prefix, "token shard to evaluate on");
   app->add_option("--seq-len", args->seq_len, "tokens per window (default: the model's maximum)")
-      ->check(CLI::PositiveNumber);
-  app->add_option("--batch", args->batch, "windows per forward pass")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1));
+  app->add_option("--batch", args->batch, "windows per forward pass")->check(at_least(1))->capture_default_str();
   app->add_flag("--json", args->json, "print one JSON object");
   return {app, [args]() -> int { return run_eval(*args); }};
 }

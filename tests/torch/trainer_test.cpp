@@ -218,6 +218,18 @@ TEST(Training, EvalReadsTheCheckpoint) {
                                                         run.dir.file("nothing"), run.dir.file("heldout")));
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("nothing/config.json"), std::string::npos) << missing.err;
+  // Windows longer than the model's context are refused, as training refuses them.
+  const auto too_long = testing::run_command(fmt::format("{} eval --checkpoint {} --prefix {} --seq-len 1000000",
+                                                         CPT_BINARY, checkpoint, run.dir.file("heldout")));
+  EXPECT_EQ(too_long.exit_code, 2);
+  EXPECT_NE(too_long.err.find("--seq-len 1000000 is longer than the model's context of"), std::string::npos)
+      << too_long.err;
+  // Another tokenizer's ids would be scored as garbage: refused, as generate refuses them.
+  const std::string text = run.dir.write("text.jsonl", "{\"text\": \"A compiler translates source code.\"}\n");
+  const auto other = testing::run_command(fmt::format("{} eval --checkpoint {} --tokenizer {} --input {}", CPT_BINARY,
+                                                      checkpoint, testing::test_tokenizer().model, text));
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.err.find("has 2000 pieces but the model's vocabulary is 256"), std::string::npos) << other.err;
 }
 
 TEST(Generate, GreedyIsTheArgmaxAndSamplingFollowsTheSeed) {
