@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <memory>
 
 #include "commands.h"
@@ -14,6 +15,23 @@
 #include "cpt/dist/env.h"
 
 namespace cpt::cli {
+
+CLI::Validator at_least(long long minimum) {
+  return CLI::Validator(
+      [minimum](std::string& text) -> std::string {
+        long long value = 0;
+        size_t used = 0;
+        try {
+          value = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size()) return "'" + text + "' is not a whole number";
+        if (value < minimum) return "must be at least " + std::to_string(minimum) + ", not " + text;
+        return "";
+      },
+      ">=" + std::to_string(minimum));
+}
 
 int run(int argc, char** argv) {
   // Keep freed memory in the heap: glibc otherwise returns every large

@@ -25,6 +25,10 @@ struct TrainArgs {
   int world_size = 0;  // 0: from the launcher's environment
 };
 
+// Count validators whose refusal names the bound ("must be at least 1, not 0")
+// instead of CLI11's, which prints the largest double in full.
+CLI::Validator at_least(long long minimum);
+
 void add_train_flags(CLI::App& app, TrainArgs& args);
 int run_train(const TrainArgs& args);
 

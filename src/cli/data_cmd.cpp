@@ -109,9 +109,9 @@ Command add_data_command(CLI::App& parent) {
   CLI::App* preview = app->add_subcommand("preview", "the realised source mix and decoded text of the blended stream");
   preview->add_option("--config", args->config, "run configuration (YAML)")->required()->check(CLI::ExistingFile);
   preview->add_option("--set", args->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
-  preview->add_option("--samples", args->samples, "samples to count the mix over")->check(CLI::PositiveNumber)
+  preview->add_option("--samples", args->samples, "samples to count the mix over")->check(at_least(1))
       ->capture_default_str();
-  preview->add_option("--show", args->show, "samples to decode and print")->check(CLI::NonNegativeNumber)
+  preview->add_option("--show", args->show, "samples to decode and print")->check(at_least(0))
       ->capture_default_str();
 
   return {app, [args, inspect]() -> int { return inspect->parsed() ? run_inspect(*args) : run_preview(*args); }};

@@ -58,7 +58,7 @@ Command add_generate_command(CLI::App& parent) {
   app->add_option("--checkpoint", args->checkpoint, "checkpoint or Hugging Face model directory")->required();
   app->add_option("--tokenizer", args->tokenizer, "SentencePiece .model (default: the checkpoint's)");
   app->add_option("--prompt", args->prompt, "text to continue")->required();
-  app->add_option("--max-new-tokens", args->max_new_tokens, "tokens to sample")->check(CLI::PositiveNumber)
+  app->add_option("--max-new-tokens", args->max_new_tokens, "tokens to sample")->check(at_least(1))
       ->capture_default_str();
   app->add_option("--temperature", args->temperature, "0 = greedy")->check(CLI::Range(0.0, 100.0))
       ->capture_default_str();

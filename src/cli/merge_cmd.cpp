@@ -54,7 +54,7 @@ Command add_merge_command(CLI::App& parent) {
       ->check(CLI::ExistingFile);
   app->add_option("--output", args->output, "directory for the merged Hugging Face model")->required();
   app->add_option("--random-seed", args->seed, "seed of DARE's random drop")->capture_default_str();
-  app->add_option("--threads", args->threads, "worker threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  app->add_option("--threads", args->threads, "worker threads (default: one per core)")->check(at_least(0));
   return {app, [args]() -> int { return run_merge(*args); }};
 }
 

@@ -74,7 +74,7 @@ Command add_tokenize_command(CLI::App& parent) {
   app->add_option("--input", args->inputs, ".jsonl or .txt files, optionally .gz/.zst (repeatable)")->required();
   app->add_option("--output-prefix", args->output_prefix, "writes PREFIX.bin and PREFIX.idx")->required();
   app->add_option("--text-key", args->text_key, "JSON key holding the document text")->capture_default_str();
-  app->add_option("--workers", args->workers, "encoding threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app->add_option("--workers", args->workers, "encoding threads (default: all cores)")->check(at_least(0));
   app->add_flag("--no-bos", args->no_bos, "do not prepend BOS to each document");
   app->add_flag("--no-eos", args->no_eos, "do not append EOS to each document");
   app->add_flag("--strict", args->strict, "stop at the first bad line instead of counting and skipping it");

@@ -29,7 +29,7 @@ void add_train_flags(CLI::App& app, TrainArgs& args) {
       ->capture_default_str();
   app.add_option("--world-size", args.world_size,
                  "plan for this many data-parallel ranks (default: from torchrun/SLURM, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
 }
 
 Command add_train_command(CLI::App& parent) {

@@ -141,6 +141,17 @@ TEST(Cli, UsageErrorsExitTwo) {
   const CommandResult level = cpt_train("version --log-level loud");
   EXPECT_EQ(level.exit_code, 2);
   EXPECT_NE(level.err.find("--log-level 'loud' is not a level"), std::string::npos) << level.err;
+  // A count out of range names the bound, not the largest double in 309 digits.
+  for (const std::string& args : {"data preview --config " + kConfigs + "tiny.yaml --samples 0",
+                                 "--config " + kConfigs + "tiny.yaml --dry-run --world-size 0"}) {
+    const CommandResult zero = cpt_train(args);
+    EXPECT_EQ(zero.exit_code, 2) << args;
+    EXPECT_NE(zero.err.find("must be at least 1, not 0"), std::string::npos) << zero.err;
+    EXPECT_LT(zero.err.size(), 200u) << zero.err;
+  }
+  const CommandResult words = cpt_train("eval --checkpoint x --prefix y --batch four");
+  EXPECT_EQ(words.exit_code, 2);
+  EXPECT_NE(words.err.find("'four' is not a whole number"), std::string::npos) << words.err;
 }
 
 // tokenize → data inspect → data preview, as a user would run them.
@@ -215,6 +226,16 @@ TEST(Cli, MergeWritesAModelAndRejectsBadConfigsWithExitTwo) {
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("merge_method 'frankenmerge' is not supported; supported: linear, slerp"), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad-out")));
+
+  // Weights that cancel leave normalize nothing to divide by: merged as the
+  // plain weighted sum, and said.
+  const std::string cancel = dir.write("cancel.yaml", "models:\n  - model: " + dir.file("chat") +
+                                                          "\n    parameters: {weight: 1}\n  - model: " + dir.file("base") +
+                                                          "\n    parameters: {weight: -1}\nmerge_method: linear\n");
+  const CommandResult difference = cpt_train("merge --config " + cancel + " --output " + dir.file("difference"));
+  EXPECT_EQ(difference.exit_code, 0) << difference.err;
+  EXPECT_NE(difference.err.find("sum to 0, so normalize cannot divide by their sum"), std::string::npos)
+      << difference.err;
 }
 
 TEST(Cli, VersionNamesLibTorch) {
