@@ -2,16 +2,19 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <map>
 #include <memory>
 #include <regex>
 #include <thread>
 
 #include "cpt/common/error.h"
+#include "cpt/common/strings.h"
 #include "cpt/io/atomic_file.h"
 #include "cpt/io/hf_model.h"
 #include "cpt/merge/config.h"
@@ -92,6 +95,7 @@ class Planner {
 
   std::vector<PlannedTensor> plan() {
     const std::vector<OutputSlice> slices = normalized_slices();
+    check_parameter_names(slices);
     for (const auto& slice : slices) {
       for (const auto& source : slice.sources) {
         const int64_t layers = layer_count(open(source.model));
@@ -148,6 +152,29 @@ class Planner {
   const std::string& base_dir() const { return base_dir_; }
 
  private:
+  // A misspelt parameter ("densty") would otherwise fall back to its
+  // default without a word: refuse names the method does not take.
+  void check_parameter_names(const std::vector<OutputSlice>& slices) const {
+    std::vector<std::string> known;
+    for (const auto& def : method_.global_params) known.push_back(def.name);
+    for (const auto& def : method_.tensor_params) known.push_back(def.name);
+    for (const auto& name : method_.text_params) known.push_back(name);
+    auto check = [&](const Parameters& parameters, const std::string& where) {
+      for (const auto& [name, setting] : parameters) {
+        if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+        std::string message = fmt::format("{}: parameter '{}'{} is not one merge_method {} takes", config_.source,
+                                          name, where, method_.name);
+        if (auto guess = closest_match(name, known)) message += fmt::format("; did you mean '{}'?", *guess);
+        throw InputError(message + fmt::format(" (it takes: {})", known.empty() ? "none" : join(known, ", ")));
+      }
+    };
+    check(config_.parameters, "");
+    for (const auto& slice : slices) {
+      check(slice.parameters, "");
+      for (const auto& source : slice.sources) check(source.parameters, fmt::format(" (of model '{}')", source.model));
+    }
+  }
+
   std::string base_for(const OutputSlice& slice) const {
     return slice.base_model.empty() ? config_.base_model : slice.base_model;
   }
@@ -264,12 +291,36 @@ class Planner {
         p.task.inputs[i].params[def.name] = *value;
       }
     }
+    if (method_.name == "linear") check_linear_weights(p);
     p.task.numel = p.out.numel();
     return p;
   }
 
+  // All-zero weights would write an all-zero tensor; weights that cancel
+  // (+1, -1) leave normalize nothing to divide by, so the plain weighted sum
+  // (a difference of models) is written, and said once.
+  void check_linear_weights(const PlannedTensor& p) {
+    double total = 0;
+    bool all_zero = true;
+    for (const auto& input : p.task.inputs) {
+      total += input.params.at("weight");
+      all_zero = all_zero && input.params.at("weight") == 0;
+    }
+    if (all_zero) {
+      throw InputError(fmt::format("{}: every linear weight of '{}' is 0; the merged tensor would be all zeros",
+                                   config_.source, p.task.name));
+    }
+    if (total == 0 && p.task.params.at("normalize") != 0 && !warned_cancelling_weights_) {
+      spdlog::warn("{}: the linear weights of '{}' sum to 0, so normalize cannot divide by their sum; such tensors are "
+                   "written as the plain weighted sum (set normalize: false to say so)",
+                   config_.source, p.task.name);
+      warned_cancelling_weights_ = true;
+    }
+  }
+
   const MergeConfig& config_;
   const MethodInfo& method_;
+  bool warned_cancelling_weights_ = false;
   std::map<std::string, std::unique_ptr<io::HfModel>> models_;
   int64_t layers_out_ = 0;
   std::string base_dir_;

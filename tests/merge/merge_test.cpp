@@ -378,6 +378,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadMerge{"models_and_slices", "models:\n  - model: {a}\nslices:\n  - sources: [{model: {a}, layer_range: [0, 1]}]\n"
                                       "merge_method: linear\n",
                  "give exactly one of models or slices"},
+        BadMerge{"misspelt_parameter",
+                 "models:\n  - model: {base}\n  - model: {a}\n    parameters: {weight: 1, densty: 0.5}\n"
+                 "merge_method: ties\nbase_model: {base}\n",
+                 "is not one merge_method ties takes; did you mean 'density'?"},
+        BadMerge{"misspelt_global_parameter",
+                 "models:\n  - model: {base}\n  - model: {a}\nmerge_method: slerp\nbase_model: {base}\n"
+                 "parameters: {t: 0.5, normalise: true}\n",
+                 "parameter 'normalise' is not one merge_method slerp takes (it takes: t)"},
+        BadMerge{"linear_weights_all_zero",
+                 "models:\n  - model: {a}\n    parameters: {weight: 0}\n  - model: {b}\n    parameters: {weight: 0}\n"
+                 "merge_method: linear\n",
+                 "every linear weight of 'model.embed_tokens.weight' is 0; the merged tensor would be all zeros"},
         BadMerge{"layer_range_past_end", "slices:\n  - sources: [{model: {a}, layer_range: [0, 9]}]\nmerge_method: linear\n"
                                          "parameters: {weight: 1}\n",
                  "layer_range [0, 9] of '"}),
