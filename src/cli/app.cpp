@@ -1,8 +1,10 @@
 #include "cpt/cli/app.h"
 
 #include <malloc.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -12,6 +14,7 @@
 #include "cpt/backend/cpu_threads.h"
 #include "cpt/common/error.h"
 #include "cpt/common/log.h"
+#include "cpt/common/strings.h"
 #include "cpt/dist/env.h"
 
 namespace cpt::cli {
@@ -55,6 +58,20 @@ int run(int argc, char** argv) {
         add_train_command(app),    add_tokenize_command(app), add_data_command(app),    add_eval_command(app),
         add_generate_command(app), add_merge_command(app),    add_version_command(app),
     };
+
+    // A misspelt subcommand ("tokenise") would otherwise be taken as stray
+    // arguments of the top-level command, or its --help as the top-level help.
+    if (argc > 1 && argv[1][0] != '-') {
+      std::vector<std::string> names;
+      for (const Command& command : commands) names.push_back(command.app->get_name());
+      if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+        std::string message = fmt::format("'{}' is not a cpt-train subcommand (they are {}; --config FILE trains)",
+                                          argv[1], join(names, ", "));
+        if (auto guess = closest_match(argv[1], names)) message += fmt::format("; did you mean '{}'?", *guess);
+        spdlog::error("{}", message);
+        return kExitBadInput;
+      }
+    }
 
     try {
       app.parse(argc, argv);

@@ -249,6 +249,19 @@ TokenizeReport tokenize(const TokenizeOptions& options,
     if (failed) std::rethrow_exception(error);
     join_all();
     if (error) std::rethrow_exception(error);
+    // An empty shard would only fail later, in a training run: say why now,
+    // and leave nothing under the output name (the writer removes its files).
+    if (writer.documents() == 0) {
+      std::string cause = "the input holds no records";
+      for (const auto& file : report.files) {
+        if (file.bad_records > 0) {
+          cause = fmt::format("every record was skipped ({}: {} bad, the first at {})", file.path, file.bad_records,
+                              file.first_bad);
+          break;
+        }
+      }
+      throw InputError(fmt::format("no usable document for {}: {}", options.output_prefix, cause));
+    }
     writer.finish();
     report.documents = writer.documents();
     report.tokens = writer.tokens();

@@ -136,6 +136,15 @@ TEST(Cli, DataParallelLaunchWithoutRendezvousSaysWhatIsMissing) {
 TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(cpt_train("").exit_code, 2);
   EXPECT_EQ(cpt_train("frobnicate").exit_code, 2);
+  // A misspelt subcommand is named, with a guess, whether or not --help follows.
+  for (const char* args : {"tokenise --help", "tokenise --input a b"}) {
+    const CommandResult typo = cpt_train(args);
+    EXPECT_EQ(typo.exit_code, 2) << args;
+    EXPECT_NE(typo.err.find("'tokenise' is not a cpt-train subcommand (they are train, tokenize,"), std::string::npos)
+        << typo.err;
+    EXPECT_NE(typo.err.find("; did you mean 'tokenize'?"), std::string::npos) << typo.err;
+    EXPECT_EQ(count_lines(typo.err), 1) << typo.err;
+  }
   EXPECT_EQ(cpt_train("--config /nonexistent.yaml").exit_code, 2);
   EXPECT_EQ(cpt_train("tokenize --input x").exit_code, 2);
   const CommandResult level = cpt_train("version --log-level loud");
@@ -205,6 +214,23 @@ TEST(Cli, BadShardsAndBadRecordsExitTwo) {
   EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
   EXPECT_NE(lenient.err.find("skipped 1 bad records (first at line 2: invalid JSON)"), std::string::npos)
       << lenient.err;
+  // No usable document: exit 2 with the cause, and no empty shard left behind.
+  const std::string model = testing::test_tokenizer().model;
+  const std::string empty = dir.write("empty.jsonl", "");
+  const CommandResult nothing = cpt_train("tokenize --tokenizer " + model + " --input " + empty + " --output-prefix " +
+                                          dir.file("empty-out"));
+  EXPECT_EQ(nothing.exit_code, 2);
+  EXPECT_NE(nothing.err.find("no usable document for " + dir.file("empty-out") + ": the input holds no records"),
+            std::string::npos)
+      << nothing.err;
+  const CommandResult wrong_key = cpt_train("tokenize --tokenizer " + model + " --input " + input +
+                                            " --text-key body --output-prefix " + dir.file("key-out"));
+  EXPECT_EQ(wrong_key.exit_code, 2);
+  EXPECT_NE(wrong_key.err.find("every record was skipped (" + input + ": 2 bad"), std::string::npos) << wrong_key.err;
+  for (const char* prefix : {"empty-out", "key-out"}) {
+    EXPECT_FALSE(std::filesystem::exists(dir.file(std::string(prefix) + ".bin"))) << prefix;
+    EXPECT_FALSE(std::filesystem::exists(dir.file(std::string(prefix) + ".idx"))) << prefix;
+  }
 }
 
 TEST(Cli, MergeWritesAModelAndRejectsBadConfigsWithExitTwo) {
