@@ -11,6 +11,7 @@
 
 #if defined(CPT_WITH_CUDA_ALLOCATOR)
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace cpt::backend {
@@ -24,6 +25,13 @@ class CudaBackend final : public Backend {
                 static_cast<c10::DeviceIndex>(local_rank % static_cast<int>(torch::cuda::device_count()))) {}
 
   std::string name() const override { return "cuda"; }
+  std::string model_name() const override {
+#if defined(CPT_WITH_CUDA_ALLOCATOR)
+    cudaDeviceProp properties{};
+    if (cudaGetDeviceProperties(&properties, device_.index()) == cudaSuccess) return properties.name;
+#endif
+    return name();
+  }
   c10::Device device() const override { return device_; }
   // Every GPU this project targets (A100, H100, H200) has bf16 tensor cores.
   bool supports_bf16() const override { return true; }

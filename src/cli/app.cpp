@@ -36,6 +36,12 @@ CLI::Validator at_least(long long minimum) {
       ">=" + std::to_string(minimum));
 }
 
+void add_examples(CLI::App& app, const std::vector<std::pair<std::string, std::string>>& examples) {
+  std::string text = "\nExamples:\n";
+  for (const auto& [command, what] : examples) text += fmt::format("  {}\n      {}\n", command, what);
+  app.footer(text);
+}
+
 int run(int argc, char** argv) {
   // Keep freed memory in the heap: glibc otherwise returns every large
   // tensor to the kernel and faults it back in, zeroed, on the next step
@@ -53,6 +59,9 @@ int run(int argc, char** argv) {
     // `cpt-train --config X` is `cpt-train train --config X`.
     auto top_train = std::make_unique<TrainArgs>();
     add_train_flags(app, *top_train);
+    add_examples(app, {{"cpt-train --config configs/medical.yaml --dry-run", "the resolved config and the plan: memory, FLOPs, tokens"},
+                       {"cpt-train --config configs/medical.yaml", "train; run again after a stop and it resumes from the latest checkpoint"},
+                       {"cpt-train eval --checkpoint runs/medical", "the latest checkpoint's loss on the run's eval sets"}});
 
     std::vector<Command> commands = {
         add_train_command(app),    add_tokenize_command(app), add_data_command(app),    add_eval_command(app),
@@ -85,7 +94,8 @@ int run(int argc, char** argv) {
     bool runs_model = !top_train->config.empty();
     for (const Command& command : commands) {
       const std::string name = command.app->get_name();
-      runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate");
+      // version reports the threads a run would use.
+      runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate" || name == "version");
     }
     if (runs_model) backend::configure_cpu_threads();
 

@@ -29,6 +29,9 @@ struct TrainArgs {
 // instead of CLI11's, which prints the largest double in full.
 CLI::Validator at_least(long long minimum);
 
+// Ends `app`'s --help with real command lines, each with what it does.
+void add_examples(CLI::App& app, const std::vector<std::pair<std::string, std::string>>& examples);
+
 void add_train_flags(CLI::App& app, TrainArgs& args);
 int run_train(const TrainArgs& args);
 

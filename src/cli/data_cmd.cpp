@@ -102,11 +102,20 @@ Command add_data_command(CLI::App& parent) {
   CLI::App* app = parent.add_subcommand("data", "look at token shards and at the blended training stream");
   app->require_subcommand(1);
 
+  add_examples(*app, {{"cpt-train data inspect --prefix data/pubmed", "documents, tokens and lengths of a shard"},
+                      {"cpt-train data preview --config configs/medical.yaml --show 2",
+                       "the realised mix of the run's sources, and two decoded samples"}});
   CLI::App* inspect = app->add_subcommand("inspect", "validate a .bin/.idx shard and print its statistics");
+  add_examples(*inspect, {{"cpt-train data inspect --prefix data/pubmed", "documents, tokens and lengths of a shard"},
+                          {"cpt-train data inspect --prefix data/pubmed --json", "the same as one JSON object"}});
   inspect->add_option("--prefix", args->prefix, "shard path without .bin/.idx")->required();
   inspect->add_flag("--json", args->json, "print one JSON object");
 
   CLI::App* preview = app->add_subcommand("preview", "the realised source mix and decoded text of the blended stream");
+  add_examples(*preview, {{"cpt-train data preview --config configs/medical.yaml",
+                           "the mix over the first 1,000 samples against the configured weights"},
+                          {"cpt-train data preview --config configs/medical.yaml --set data.sources.1.weight=0.5 --show 3",
+                           "another weight, and three samples decoded"}});
   preview->add_option("--config", args->config, "run configuration (YAML)")->required()->check(CLI::ExistingFile);
   preview->add_option("--set", args->overrides, "override a config key (repeatable)")->type_name("KEY=VALUE");
   preview->add_option("--samples", args->samples, "samples to count the mix over")->check(at_least(1))

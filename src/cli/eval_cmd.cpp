@@ -1,17 +1,27 @@
-// cpt-train eval --checkpoint DIR [--tokenizer MODEL] (--input FILE... | --prefix PREFIX) [--seq-len N] [--json]
+// cpt-train eval --checkpoint DIR|RUN [--config RUN.yaml] [--prefix [NAME=]PREFIX]... [--input FILE...]
+//                [--seq-len N] [--batch N] [--max-batches N] [--tokenizer MODEL] [--json]
 
 #include <cstdio>
 #include <fmt/format.h>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <spdlog/spdlog.h>
+#include <sstream>
 
 #include "commands.h"
+#include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
+#include "cpt/config/config.h"
 #include "cpt/data/indexed_dataset.h"
+#include "cpt/data/samples.h"
 #include "cpt/data/text_input.h"
 #include "cpt/data/tokenizer.h"
+#include "cpt/dist/env.h"
+#include "cpt/dist/process_group.h"
+#include "cpt/io/model_dir.h"
 #include "cpt/train/inference.h"
 
 namespace fs = std::filesystem;
@@ -22,16 +32,19 @@ namespace {
 
 struct EvalArgs {
   std::string checkpoint;
+  std::string config;
+  std::vector<std::string> overrides;
   std::string tokenizer;
   std::vector<std::string> inputs;
-  std::string prefix;
+  std::vector<std::string> prefixes;
   int seq_len = 0;
-  int batch = 4;
+  int batch = 0;
+  int max_batches = -1;  // -1: the eval set's own (data.eval[].max_batches), or every window
   bool json = false;
 };
 
-std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, int64_t model_vocab) {
-  const std::string path = args.tokenizer.empty() ? (fs::path(args.checkpoint) / "tokenizer.model").string() : args.tokenizer;
+std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, const std::string& checkpoint, int64_t model_vocab) {
+  const std::string path = args.tokenizer.empty() ? (fs::path(checkpoint) / "tokenizer.model").string() : args.tokenizer;
   const data::Tokenizer tokenizer(path);
   // Another tokenizer's ids would mostly fall inside the vocabulary and be
   // scored as garbage: refuse the pair, as generate does.
@@ -48,6 +61,7 @@ std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, int64_t model_vocab)
     data::RecordReader reader(file);
     int64_t line = 0;
     while (reader.next(record, line)) {
+      if (file.format == data::InputFormat::kJsonl && record.find_first_not_of(" \t\r\f\v") == std::string::npos) continue;
       if (!data::document_text(record, file.format, "text", text, reason)) {
         throw InputError(fmt::format("{}:{}: {}", input, line, reason));
       }
@@ -60,40 +74,129 @@ std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, int64_t model_vocab)
   return tokens;
 }
 
-int run_eval(const EvalArgs& args) {
-  if (args.inputs.empty() == args.prefix.empty()) {
-    throw InputError("cpt-train eval needs exactly one of --input FILE... or --prefix PREFIX");
+// The run config that supplies the defaults: --config, else the one the
+// checkpoint was saved under.
+std::optional<config::Config> run_config(const EvalArgs& args, const std::string& checkpoint) {
+  if (!args.config.empty()) {
+    config::LoadOptions options;
+    options.overrides = args.overrides;
+    return config::load_file(args.config, options).config;
   }
-  model::Llama model = train::load_model(args.checkpoint);
-  const int64_t context = model->shape().max_position_embeddings;
+  if (!args.overrides.empty()) throw InputError("eval --set needs --config RUN.yaml");
+  const fs::path saved = fs::path(checkpoint) / "trainer_state" / "config.resolved.yaml";
+  std::ifstream in(saved);
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return config::load_text(text.str(), saved.string()).config;
+  } catch (const InputError& e) {
+    spdlog::warn("{} no longer loads ({}); give --config RUN.yaml for the run's defaults", saved.string(), e.what());
+    return std::nullopt;
+  }
+}
+
+// Ids past the embedding table would index out of it.
+void check_vocabulary(const data::IndexedDataset& dataset, const std::string& prefix, int64_t vocab_size) {
+  std::vector<int64_t> chunk(1 << 20);
+  for (int64_t offset = 0; offset < dataset.tokens(); offset += static_cast<int64_t>(chunk.size())) {
+    const int64_t count = std::min<int64_t>(static_cast<int64_t>(chunk.size()), dataset.tokens() - offset);
+    dataset.read_tokens(offset, count, chunk.data());
+    for (int64_t i = 0; i < count; ++i) {
+      if (chunk[static_cast<size_t>(i)] < 0 || chunk[static_cast<size_t>(i)] >= vocab_size) {
+        throw InputError(fmt::format("{}: token id {} is outside the model's vocabulary of {}", prefix,
+                                     chunk[static_cast<size_t>(i)], vocab_size));
+      }
+    }
+  }
+}
+
+struct EvalSet {
+  std::string name;
+  std::string prefix;
+  int64_t max_batches = 0;  // 0: every window
+};
+
+int run_eval(const EvalArgs& args) {
+  const std::string checkpoint = io::resolve_model_dir(args.checkpoint);
+  if (checkpoint != args.checkpoint) spdlog::info("evaluating {}", checkpoint);
+  if (!args.inputs.empty() && !args.prefixes.empty()) {
+    throw InputError("cpt-train eval takes --input FILE... or --prefix PREFIX..., not both");
+  }
+  const std::optional<config::Config> run = run_config(args, checkpoint);
+  model::Llama model = train::load_model(checkpoint);
+  const model::Shape& shape = model->shape();
+  if (run && run->model.shape.vocab_size != shape.vocab_size) {
+    throw InputError(fmt::format("the run config's model.vocab_size {} is not the checkpoint's {} ({})",
+                                 run->model.shape.vocab_size, shape.vocab_size, checkpoint));
+  }
+  const int64_t context = shape.max_position_embeddings;
   if (args.seq_len > context) {
     throw InputError(fmt::format("--seq-len {} is longer than the model's context of {} tokens "
                                  "(max_position_embeddings of '{}'); use --seq-len {} or less",
-                                 args.seq_len, context, args.checkpoint, context));
+                                 args.seq_len, context, checkpoint, context));
   }
-  std::vector<int64_t> tokens;
-  if (!args.prefix.empty()) {
-    const data::IndexedDataset dataset(args.prefix);
-    tokens.resize(static_cast<size_t>(dataset.tokens()));
-    dataset.read_tokens(0, dataset.tokens(), tokens.data());
+  // The run's window length and micro-batch, so the numbers are the ones training logged.
+  const int64_t seq_len = args.seq_len > 0 ? args.seq_len : run ? std::min(run->data.seq_len, context) : context;
+  const int64_t batch = args.batch > 0 ? args.batch : run ? run->train.micro_batch_size : 4;
+
+  std::vector<EvalSet> sets;
+  for (const std::string& spec : args.prefixes) {
+    const size_t equals = spec.find('=');
+    EvalSet set;
+    set.name = equals == std::string::npos ? fs::path(spec).filename().string() : spec.substr(0, equals);
+    set.prefix = equals == std::string::npos ? spec : spec.substr(equals + 1);
+    sets.push_back(set);
+  }
+  if (sets.empty() && args.inputs.empty()) {
+    if (!run || run->data.eval.empty()) {
+      throw InputError(fmt::format("nothing to evaluate on: give --prefix PREFIX or --input FILE, or --config RUN.yaml "
+                                   "with data.eval sets ({} keeps no run config)",
+                                   checkpoint));
+    }
+    for (const auto& e : run->data.eval) sets.push_back({e.name, e.prefix, e.max_batches});
+  }
+  if (args.max_batches >= 0) {
+    for (auto& set : sets) set.max_batches = args.max_batches;
+  }
+
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  const auto report = [&](const std::string& name, const std::string& source, const train::PerplexityResult& r) {
+    results.push_back({{"name", name}, {"source", source}, {"windows", r.windows}, {"tokens", r.tokens},
+                       {"loss", r.loss}, {"ppl", r.ppl}});
+    if (!args.json) {
+      std::printf("%s: loss %.4f, perplexity %.3f over %lld tokens (%lld windows of %lld)\n", name.c_str(), r.loss,
+                  r.ppl, static_cast<long long>(r.tokens), static_cast<long long>(r.windows),
+                  static_cast<long long>(seq_len));
+      std::fflush(stdout);
+    }
+  };
+  if (!args.inputs.empty()) {
+    const std::vector<int64_t> tokens = tokens_of_inputs(args, checkpoint, shape.vocab_size);
+    train::PerplexityResult r = train::perplexity(model, tokens, seq_len, batch);
+    report("input", args.inputs.size() == 1 ? args.inputs.front() : fmt::format("{} files", args.inputs.size()), r);
   } else {
-    tokens = tokens_of_inputs(args, model->shape().vocab_size);
-  }
-  for (int64_t t : tokens) {
-    if (t < 0 || t >= model->shape().vocab_size) {
-      throw InputError(fmt::format("token id {} is outside the model's vocabulary of {}", t, model->shape().vocab_size));
+    const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
+    const std::unique_ptr<backend::Backend> device = backend::select_backend("cpu", 0);
+    for (const EvalSet& set : sets) {
+      auto dataset = std::make_shared<const data::IndexedDataset>(set.prefix);
+      check_vocabulary(*dataset, set.prefix, shape.vocab_size);
+      const data::SourceSamples samples(set.name, dataset, seq_len, 0, /*shuffle=*/false);
+      if (samples.samples_per_epoch() == 0) {
+        throw InputError(fmt::format("{}: {} tokens are fewer than one window of seq_len + 1 = {}; lower --seq-len",
+                                     set.prefix, dataset->tokens(), seq_len + 1));
+      }
+      report(set.name, set.prefix, train::evaluate_windows(model, samples, batch, set.max_batches, *group, *device));
     }
   }
-  const int64_t seq_len = args.seq_len > 0 ? args.seq_len : context;
-  const train::PerplexityResult r = train::perplexity(model, tokens, seq_len, args.batch);
   if (args.json) {
-    const nlohmann::ordered_json out = {{"checkpoint", args.checkpoint}, {"seq_len", seq_len}, {"windows", r.windows},
-                                        {"tokens", r.tokens}, {"loss", r.loss}, {"ppl", r.ppl}};
+    nlohmann::ordered_json out = {{"checkpoint", checkpoint}, {"seq_len", seq_len}, {"batch", batch}};
+    // One set: its numbers at the top level too, as before several were allowed.
+    if (results.size() == 1) {
+      for (const char* key : {"windows", "tokens", "loss", "ppl"}) out[key] = results[0][key];
+    }
+    out["sets"] = results;
     std::printf("%s\n", out.dump(2).c_str());
-  } else {
-    std::printf("%s: loss %.4f, perplexity %.3f over %lld tokens (%lld windows of %lld)\n", args.checkpoint.c_str(),
-                r.loss, r.ppl, static_cast<long long>(r.tokens), static_cast<long long>(r.windows),
-                static_cast<long long>(seq_len));
   }
   return kExitOk;
 }
@@ -103,13 +206,33 @@ int run_eval(const EvalArgs& args) {
 Command add_eval_command(CLI::App& parent) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* app = parent.add_subcommand("eval", "loss and perplexity of a checkpoint on text or token shards");
-  app->add_option("--checkpoint", args->checkpoint, "checkpoint or Hugging Face model directory")->required();
-  app->add_option("--tokenizer", args->tokenizer, "SentencePiece .model (default: the checkpoint's)");
+  add_examples(*app, {{"cpt-train eval --checkpoint runs/medical",
+                       "the latest checkpoint on the run's eval sets: the values training logged"},
+                      {"cpt-train eval --checkpoint runs/medical/checkpoints/step-00002000 --prefix pubmed=data/pubmed-val "
+                       "--prefix web=data/web-val --max-batches 50",
+                       "two held-out shards, 50 batches each"},
+                      {"cpt-train eval --checkpoint models/Llama-2-7b-hf --input notes.jsonl --seq-len 4096 --json",
+                       "a base model on raw text, as JSON"}});
+  app->add_option("--checkpoint", args->checkpoint,
+                  "checkpoint or Hugging Face model directory; a run directory or RUN/checkpoints/latest means its "
+                  "latest checkpoint")
+      ->required();
+  app->add_option("--config", args->config,
+                  "run config for the defaults: its data.eval sets, seq_len and micro-batch (default: the one the "
+                  "checkpoint was saved under)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--set", args->overrides, "override a key of --config (repeatable)")->type_name("KEY=VALUE");
+  app->add_option("--tokenizer", args->tokenizer, "SentencePiece .model for --input (default: the checkpoint's)");
   app->add_option("--input", args->inputs, "text files (.txt, .jsonl, optionally .gz/.zst) to evaluate on (repeatable)");
-  app->add_option("--prefix", args->prefix, "token shard to evaluate on");
-  app->add_option("--seq-len", args->seq_len, "tokens per window (default: the model's maximum)")
+  app->add_option("--prefix", args->prefixes, "token shard to evaluate on, as PREFIX or NAME=PREFIX (repeatable)");
+  app->add_option("--seq-len", args->seq_len, "tokens per window (default: the run's data.seq_len, else the model's maximum)")
       ->check(at_least(1));
-  app->add_option("--batch", args->batch, "windows per forward pass")->check(at_least(1))->capture_default_str();
+  app->add_option("--batch", args->batch, "windows per forward pass (default: the run's train.micro_batch_size, else 4)")
+      ->check(at_least(1));
+  app->add_option("--max-batches", args->max_batches,
+                  "score only the first N batches of each set (default: data.eval's max_batches for the run's sets, "
+                  "every window otherwise; 0 = every window)")
+      ->check(at_least(0));
   app->add_flag("--json", args->json, "print one JSON object");
   return {app, [args]() -> int { return run_eval(*args); }};
 }

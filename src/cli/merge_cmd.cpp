@@ -50,6 +50,10 @@ int run_merge(const MergeArgs& args) {
 Command add_merge_command(CLI::App& parent) {
   auto args = std::make_shared<MergeArgs>();
   CLI::App* app = parent.add_subcommand("merge", "merge checkpoints (linear, slerp, ties, dare, …) as mergekit does");
+  add_examples(*app, {{"cpt-train merge --config slerp.yaml --output merged/medical-chat",
+                       "a mergekit config; a model path may be a run directory (its latest checkpoint)"},
+                      {"cpt-train merge --config dare-ties.yaml --output merged/dare --random-seed 7 --threads 4",
+                       "DARE's random drop with a fixed seed, on 4 threads"}});
   app->add_option("--config", args->config, "mergekit merge configuration (YAML)")->required()
       ->check(CLI::ExistingFile);
   app->add_option("--output", args->output, "directory for the merged Hugging Face model")->required();

@@ -54,8 +54,13 @@ int run_tokenize(const TokenizeArgs& args) {
   progress.finish();
   for (const auto& file : report.files) {
     if (file.bad_records > 0) {
-      spdlog::warn("{}: skipped {} bad records (first at {})", file.path, with_thousands(file.bad_records),
-                   file.first_bad);
+      const int64_t records = file.bad_records + file.documents;
+      // Most of a file skipped is more likely a wrong --text-key or encoding than a few bad lines.
+      const bool most = 2 * file.bad_records > records;
+      spdlog::warn("{}: skipped {} of {} records ({:.1f}%){}; e.g. {}", file.path, with_thousands(file.bad_records),
+                   with_thousands(records), 100.0 * static_cast<double>(file.bad_records) / static_cast<double>(records),
+                   most ? ", most of the file: check --text-key and that the file is UTF-8 JSON lines" : "",
+                   join(file.examples, "; "));
     }
   }
   spdlog::info("wrote {}.bin/.idx: {} documents, {} {} tokens in {:.1f}s ({:.1f} MB/s of input)",
@@ -70,6 +75,15 @@ int run_tokenize(const TokenizeArgs& args) {
 Command add_tokenize_command(CLI::App& parent) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* app = parent.add_subcommand("tokenize", "turn raw text into Megatron-compatible .bin/.idx token shards");
+  add_examples(*app, {{"cpt-train tokenize --tokenizer llama2/tokenizer.model --input pubmed.jsonl.zst "
+                       "--output-prefix data/pubmed",
+                       "JSON lines with a \"text\" key, compressed or not, into data/pubmed.bin/.idx"},
+                      {"cpt-train tokenize --tokenizer llama2/tokenizer.model --input a.txt --input b.txt "
+                       "--output-prefix data/notes --workers 8",
+                       "plain text files, one document each, with 8 encoding threads"},
+                      {"cpt-train tokenize --tokenizer llama2/tokenizer.model --input patents.jsonl --text-key abstract "
+                       "--output-prefix data/patents",
+                       "the documents under another JSON key"}});
   app->add_option("--tokenizer", args->tokenizer, "SentencePiece .model")->required()->check(CLI::ExistingFile);
   app->add_option("--input", args->inputs, ".jsonl or .txt files, optionally .gz/.zst (repeatable)")->required();
   app->add_option("--output-prefix", args->output_prefix, "writes PREFIX.bin and PREFIX.idx")->required();

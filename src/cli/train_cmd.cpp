@@ -35,6 +35,12 @@ void add_train_flags(CLI::App& app, TrainArgs& args) {
 Command add_train_command(CLI::App& parent) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* app = parent.add_subcommand("train", "continue pre-training a model (the default command)");
+  add_examples(*app, {{"cpt-train train --config configs/medical.yaml --dry-run", "check the config and see the plan"},
+                      {"srun cpt-train train --config configs/medical.yaml --set train.steps=4000",
+                       "one rank per SLURM task; a longer schedule than the file's"},
+                      {"cpt-train train --config configs/medical.yaml --set model.init_from=runs/medical --set "
+                       "run.output_dir=runs/medical-phase2",
+                       "a new phase from the latest checkpoint of another run"}});
   add_train_flags(*app, *args);
   app->get_option("--config")->required();
   return {app, [args] { return run_train(*args); }};

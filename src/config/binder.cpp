@@ -68,8 +68,15 @@ std::string Binder::where(const std::string& key) const {
   return source_;
 }
 
-void Binder::fail(const std::string& key, const std::string& message) const {
-  throw InputError(fmt::format("{}: {}: {}", where(key), key, message));
+void Binder::fail(const std::string& key, const std::string& message, const std::vector<std::string>& related) const {
+  std::vector<std::string> flags;
+  for (const std::string& other : related) {
+    for (const auto& [path, flag] : overrides_) {
+      if (is_prefix_path(path, other)) flags.push_back(fmt::format("{} is from --set {}", other, flag));
+    }
+  }
+  throw InputError(fmt::format("{}: {}: {}{}", where(key), key, message,
+                               flags.empty() ? "" : " (" + join(flags, "; ") + ")"));
 }
 
 void Binder::fail_at(const YAML::Node& node, const std::string& key, const std::string& message) const {

@@ -31,7 +31,11 @@ class Binder {
   std::string where(const std::string& key) const;
 
   // One line: "<where>: <key>: <message>".
-  [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // A check across keys names the --set flags among `related` too: the
+  // line of `key` in the file is not the whole cause when a flag changed
+  // the value it was compared with.
+  [[noreturn]] void fail(const std::string& key, const std::string& message,
+                         const std::vector<std::string>& related = {}) const;
   [[noreturn]] void fail_at(const YAML::Node& node, const std::string& key, const std::string& message) const;
 
   const std::string& source() const { return source_; }

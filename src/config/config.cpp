@@ -32,7 +32,8 @@ void validate_together(Config& c, const Binder& binder, int world_size) {
     throw ConfigValueError("data.seq_len", fmt::format("{} exceeds the model's max_position_embeddings {}; use a "
                                                        "seq_len <= {}",
                                                        c.data.seq_len, c.model.shape.max_position_embeddings,
-                                                       c.model.shape.max_position_embeddings));
+                                                       c.model.shape.max_position_embeddings),
+                           {"model.max_position_embeddings", "model.preset", "model.init_from"});
   }
   const int64_t per_step = c.train.micro_batch_size * world_size;
   if (c.train.global_batch_size % per_step != 0) {
@@ -40,7 +41,8 @@ void validate_together(Config& c, const Binder& binder, int world_size) {
         "train.micro_batch_size",
         fmt::format("{} x {} rank(s) = {} sequences per micro-step does not divide train.global_batch_size {}; the "
                     "global batch must be a whole number of micro-batches on every rank",
-                    c.train.micro_batch_size, world_size, per_step, c.train.global_batch_size));
+                    c.train.micro_batch_size, world_size, per_step, c.train.global_batch_size),
+        {"train.global_batch_size"});
   }
   if (c.train.tokens > 0) {
     const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
@@ -49,14 +51,16 @@ void validate_together(Config& c, const Binder& binder, int world_size) {
       throw ConfigValueError("train.steps",
                              fmt::format("{} disagrees with train.tokens {}, which takes {} steps of {} tokens; set "
                                          "only one of them",
-                                         c.train.steps, c.train.tokens, steps, tokens_per_step));
+                                         c.train.steps, c.train.tokens, steps, tokens_per_step),
+                             {"train.tokens", "train.global_batch_size", "data.seq_len"});
     }
     c.train.steps = steps;
   }
   if (c.schedule.warmup_steps > c.train.steps) {
     throw ConfigValueError("schedule.warmup_steps",
                            fmt::format("{} is more than train.steps {}; warmup must end before training does",
-                                       c.schedule.warmup_steps, c.train.steps));
+                                       c.schedule.warmup_steps, c.train.steps),
+                           {"train.steps", "train.tokens"});
   }
 }
 
@@ -97,7 +101,7 @@ Loaded load_text(const std::string& yaml, const std::string& source, const LoadO
     train::validate(c.logging);
     validate_together(c, binder, options.world_size);
   } catch (const ConfigValueError& e) {
-    binder.fail(e.key(), e.what());
+    binder.fail(e.key(), e.what(), e.related());
   } catch (const InputError& e) {
     // Errors about other files (an init_from config.json) already name them.
     throw InputError(fmt::format("{}: {}", source, e.what()));

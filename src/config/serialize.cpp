@@ -109,16 +109,19 @@ std::string to_yaml(const Config& config) {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string write_resolved(const Config& config, const std::string& source) {
+std::string resolved_yaml(const Config& config, const std::string& source) {
+  return fmt::format("# Resolved by cpt-train from {}: every key with the value this run uses.\n", source) +
+         to_yaml(config);
+}
+
+std::string write_resolved(const Config& config, const std::string& source, const std::string& file_name) {
   std::error_code error;
   fs::create_directories(config.run.output_dir, error);
   if (error) {
     throw InputError(fmt::format("run.output_dir '{}' cannot be created: {}", config.run.output_dir, error.message()));
   }
-  const std::string path = (fs::path(config.run.output_dir) / "config.resolved.yaml").string();
-  std::string text = fmt::format("# Resolved by cpt-train from {}: every key with the value this run uses.\n", source);
-  text += to_yaml(config);
-  io::write_file_atomic(path, text);
+  const std::string path = (fs::path(config.run.output_dir) / file_name).string();
+  io::write_file_atomic(path, resolved_yaml(config, source));
   return path;
 }
 

@@ -146,7 +146,12 @@ RecordReader::RecordReader(const InputFile& file) : file_(file) {
 
 RecordReader::~RecordReader() = default;
 
-uint64_t RecordReader::bytes_consumed() const { return stream_->consumed(); }
+uint64_t RecordReader::bytes_consumed() const {
+  const uint64_t read = stream_->consumed();
+  if (produced_ == 0) return read;
+  const uint64_t parsed = produced_ - (buffer_.size() - position_);
+  return static_cast<uint64_t>(static_cast<double>(read) * static_cast<double>(parsed) / static_cast<double>(produced_));
+}
 
 bool RecordReader::fill() {
   if (eof_) return false;
@@ -156,6 +161,7 @@ bool RecordReader::fill() {
   buffer_.resize(old + kChunk);
   size_t n = stream_->read(buffer_.data() + old, kChunk);
   buffer_.resize(old + n);
+  produced_ += n;
   if (n == 0) eof_ = true;
   return n > 0;
 }

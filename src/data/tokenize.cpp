@@ -31,6 +31,7 @@ struct Chunk {
   std::string data;           // the records, back to back
   std::vector<size_t> ends;   // end offset of each record in data
   std::vector<int64_t> lines;
+  uint64_t bytes_through = 0;  // input bytes read up to the end of this chunk
 };
 
 struct Encoded {
@@ -38,6 +39,7 @@ struct Encoded {
   std::vector<int32_t> tokens;     // every document's tokens, back to back
   std::vector<size_t> ends;        // end offset of each document in tokens
   std::vector<std::string> bad;    // "line N: reason", in order
+  uint64_t bytes_through = 0;
 };
 
 // Encoded chunks wait here until every chunk before them is written.
@@ -110,7 +112,7 @@ TokenizeReport tokenize(const TokenizeOptions& options,
     const auto size = fs::file_size(path, error);
     if (error) throw InputError(fmt::format("cannot read input '{}': {}", path, error.message()));
     bytes_total += size;
-    report.files.push_back(FileReport{path, 0, 0, ""});
+    report.files.push_back(FileReport{path, 0, 0, "", {}});
   }
   const fs::path out_dir = fs::path(options.output_prefix).parent_path();
   if (!out_dir.empty() && !fs::is_directory(out_dir)) {
@@ -124,7 +126,6 @@ TokenizeReport tokenize(const TokenizeOptions& options,
   Reorder reorder(static_cast<size_t>(workers) * 4);
   std::atomic<bool> failed{false};
   std::atomic<int64_t> chunks_read{-1};  // total once the reader is done
-  std::atomic<uint64_t> bytes_done{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto fail = [&](std::exception_ptr e) {
@@ -147,7 +148,7 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         int64_t line = 0;
         auto flush = [&] {
           chunk.sequence = sequence++;
-          bytes_done = finished_files_bytes + records.bytes_consumed();
+          chunk.bytes_through = finished_files_bytes + records.bytes_consumed();
           work.push(std::move(chunk));
           chunk = Chunk{};
           chunk.file = f;
@@ -159,9 +160,12 @@ TokenizeReport tokenize(const TokenizeOptions& options,
           chunk.lines.push_back(line);
           if (chunk.data.size() >= kChunkBytes || chunk.ends.size() >= kChunkRecords) flush();
         }
-        if (!chunk.ends.empty()) flush();
         finished_files_bytes += fs::file_size(files[f].path);
-        bytes_done = finished_files_bytes;
+        if (!chunk.ends.empty()) {
+          chunk.sequence = sequence++;
+          chunk.bytes_through = finished_files_bytes;
+          work.push(std::move(chunk));
+        }
       }
       chunks_read = sequence;
       work.close();
@@ -180,12 +184,18 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         while (auto chunk = work.pop()) {
           Encoded encoded;
           encoded.file = chunk->file;
+          encoded.bytes_through = chunk->bytes_through;
           encoded.tokens.reserve(chunk->data.size() / 3);
           const InputFile& file = files[chunk->file];
           size_t begin = 0;
           for (size_t r = 0; r < chunk->ends.size(); ++r) {
             const std::string_view record(chunk->data.data() + begin, chunk->ends[r] - begin);
             begin = chunk->ends[r];
+            // A blank line between JSON records is layout, not a bad record.
+            if (file.format == InputFormat::kJsonl &&
+                record.find_first_not_of(" \t\r\f\v") == std::string_view::npos) {
+              continue;
+            }
             if (!document_text(record, file.format, options.text_key, text, reason)) {
               encoded.bad.push_back(fmt::format("line {}: {}", chunk->lines[r], reason));
               continue;
@@ -217,6 +227,7 @@ TokenizeReport tokenize(const TokenizeOptions& options,
   try {
     IndexedDatasetWriter writer(options.output_prefix, report.dtype);
     auto last_progress = std::chrono::steady_clock::now();
+    uint64_t bytes_written = 0;
     Encoded encoded;
     for (int64_t sequence = 0;; ++sequence) {
       const bool got = reorder.take(sequence, encoded, [&] {
@@ -231,6 +242,10 @@ TokenizeReport tokenize(const TokenizeOptions& options,
                                        encoded.bad.front().substr(5)));
         }
         if (file.bad_records == 0) file.first_bad = encoded.bad.front();
+        for (const auto& bad : encoded.bad) {
+          if (file.examples.size() >= 3) break;
+          file.examples.push_back(bad);
+        }
         file.bad_records += static_cast<int64_t>(encoded.bad.size());
       }
       size_t begin = 0;
@@ -239,10 +254,13 @@ TokenizeReport tokenize(const TokenizeOptions& options,
         begin = end;
       }
       file.documents += static_cast<int64_t>(encoded.ends.size());
+      // Progress counts input whose documents are written, not input read:
+      // the reader runs ahead of the encoders by the queues' length.
+      bytes_written = encoded.bytes_through;
       const auto now = std::chrono::steady_clock::now();
       if (on_progress && now - last_progress > std::chrono::milliseconds(500)) {
         last_progress = now;
-        on_progress(TokenizeProgress{writer.documents(), writer.tokens(), bytes_done.load(), bytes_total,
+        on_progress(TokenizeProgress{writer.documents(), writer.tokens(), bytes_written, bytes_total,
                                      std::chrono::duration<double>(now - start).count()});
       }
     }

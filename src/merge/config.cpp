@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cpt/common/error.h"
+#include "cpt/io/model_dir.h"
 #include "cpt/common/strings.h"
 
 namespace cpt::merge {
@@ -254,6 +255,16 @@ MergeConfig load_merge_config(const std::string& path) {
       slice.parameters = r.parameters(node["parameters"], key + ".parameters");
       c.slices.push_back(std::move(slice));
     }
+  }
+  // A run directory or checkpoints/latest stands for its latest checkpoint.
+  const auto resolve = [](std::string& dir) {
+    if (!dir.empty()) dir = io::resolve_model_dir(dir);
+  };
+  resolve(c.base_model);
+  for (auto& model : c.models) resolve(model.model);
+  for (auto& slice : c.slices) {
+    resolve(slice.base_model);
+    for (auto& source : slice.sources) resolve(source.model);
   }
   return c;
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cpt/common/error.h"
+#include "cpt/io/model_dir.h"
 #include "cpt/common/strings.h"
 #include "cpt/model/presets.h"
 
@@ -182,6 +183,9 @@ void resolve_shape(Config& config, std::vector<std::string>& warnings) {
   std::optional<Shape> from_checkpoint;
   std::string config_json;
   if (!config.init_from.empty()) {
+    // A run directory or checkpoints/latest means its latest checkpoint;
+    // the resolved config records which one.
+    config.init_from = io::resolve_model_dir(config.init_from);
     config_json = (fs::path(config.init_from) / "config.json").string();
     if (fs::exists(config_json)) {
       from_checkpoint = read_hf_config(config_json);

@@ -222,6 +222,12 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
     if (leader) {
       io::write_file_atomic((fs::path(temp) / "trainer_state" / "state.json").string(),
                             trainer_state_json(state, optimizer_steps, group.size()));
+      // The config this checkpoint was trained under: a resume may change
+      // the mix or the step count, and each checkpoint keeps its own record.
+      if (!options.resolved_config.empty()) {
+        io::write_file_atomic((fs::path(temp) / "trainer_state" / "config.resolved.yaml").string(),
+                              options.resolved_config);
+      }
       // Last, over every file of every rank: a checkpoint names its own damage.
       io::write_checksums(temp);
       sync_directory((fs::path(temp) / "trainer_state").string());

@@ -80,6 +80,14 @@ void validate(const EvalConfig& c) {
   require_non_negative("eval.every_steps", c.every_steps, "0 means only at the end");
 }
 
-void validate(const LoggingConfig& c) { require_positive("logging.every_steps", c.every_steps); }
+void validate(const LoggingConfig& c) {
+  require_positive("logging.every_steps", c.every_steps);
+  if (!std::isfinite(c.peak_tflops) || c.peak_tflops < 0.0) {
+    throw ConfigValueError("logging.peak_tflops",
+                           fmt::format("{} is invalid; use the device's peak in TFLOP/s, or 0 to look it up or "
+                                       "measure it",
+                                       c.peak_tflops));
+  }
+}
 
 }  // namespace cpt::train

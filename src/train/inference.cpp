@@ -8,6 +8,7 @@
 
 #include "cpt/common/error.h"
 #include "cpt/io/hf_checkpoint.h"
+#include "cpt/model/loss.h"
 
 namespace fs = std::filesystem;
 
@@ -51,11 +52,59 @@ PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tok
   return result;
 }
 
-std::vector<int64_t> generate(model::Llama& model, std::vector<int64_t> tokens, const SamplingOptions& o) {
+const char* describe(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxNewTokens: return "--max-new-tokens reached";
+    case StopReason::kStopToken: return "the end-of-sequence token was sampled";
+    case StopReason::kContextFull: return "the model's context (max_position_embeddings) is full";
+  }
+  return "";
+}
+
+PerplexityResult evaluate_windows(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch,
+                                  int64_t max_batches, dist::ProcessGroup& group, const backend::Backend& device) {
+  torch::NoGradGuard no_grad;
+  const int64_t seq = set.seq_len();
+  const int64_t samples =
+      max_batches > 0 ? std::min(set.samples_per_epoch(), max_batches * micro_batch) : set.samples_per_epoch();
+  double total = 0;
+  int64_t count = 0;
+  std::vector<int64_t> window(static_cast<size_t>(seq + 1));
+  for (int64_t first = micro_batch * group.rank(); first < samples; first += micro_batch * group.size()) {
+    const int64_t rows = std::min(micro_batch, samples - first);
+    auto tokens = torch::empty({rows, seq}, torch::kLong), targets = torch::empty({rows, seq}, torch::kLong);
+    for (int64_t r = 0; r < rows; ++r) {
+      set.read(first + r, window.data(), nullptr);
+      std::memcpy(tokens[r].data_ptr<int64_t>(), window.data(), static_cast<size_t>(seq) * 8);
+      std::memcpy(targets[r].data_ptr<int64_t>(), window.data() + 1, static_cast<size_t>(seq) * 8);
+    }
+    const auto logits = model->forward(device.to_device(tokens));
+    total += model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), device.to_device(targets).view({-1}))
+                 .item<double>() *
+             static_cast<double>(rows);
+    count += rows;
+  }
+  auto sums = torch::tensor({total, static_cast<double>(count)}, torch::kDouble);
+  group.all_reduce_sum(sums).wait();
+  PerplexityResult result;
+  result.windows = static_cast<int64_t>(sums[1].item<double>());
+  result.tokens = result.windows * seq;
+  result.loss = result.windows > 0 ? sums[0].item<double>() / sums[1].item<double>() : 0.0;
+  result.ppl = std::exp(result.loss);
+  return result;
+}
+
+std::vector<int64_t> generate(model::Llama& model, std::vector<int64_t> tokens, const SamplingOptions& o,
+                              StopReason* stopped) {
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(o.seed);
   const int64_t limit = model->shape().max_position_embeddings;
-  for (int64_t n = 0; n < o.max_new_tokens && static_cast<int64_t>(tokens.size()) < limit; ++n) {
+  StopReason reason = StopReason::kMaxNewTokens;
+  for (int64_t n = 0; n < o.max_new_tokens; ++n) {
+    if (static_cast<int64_t>(tokens.size()) >= limit) {
+      reason = StopReason::kContextFull;
+      break;
+    }
     // No KV cache: each token re-reads the whole context. Enough to look at a checkpoint.
     const auto input = torch::tensor(tokens, torch::kLong).view({1, -1});
     const auto logits = model->forward(input)[0][-1];  // (vocab)
@@ -73,8 +122,12 @@ std::vector<int64_t> generate(model::Llama& model, std::vector<int64_t> tokens, 
       next = order[pick].item<int64_t>();
     }
     tokens.push_back(next);
-    if (next == o.stop_token) break;
+    if (next == o.stop_token) {
+      reason = StopReason::kStopToken;
+      break;
+    }
   }
+  if (stopped != nullptr) *stopped = reason;
   return tokens;
 }
 

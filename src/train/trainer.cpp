@@ -9,11 +9,13 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
+#include <sstream>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
+#include "cpt/common/strings.h"
 #include "cpt/config/serialize.h"
 #include "cpt/data/loader.h"
 #include "cpt/data/sources.h"
@@ -27,6 +29,8 @@
 #include "cpt/dist/env.h"
 #include "cpt/train/checkpoint.h"
 #include "cpt/train/data_parallel.h"
+#include "cpt/train/inference.h"
+#include "cpt/train/peak_flops.h"
 #include "cpt/train/schedule.h"
 
 namespace fs = std::filesystem;
@@ -77,9 +81,8 @@ void verify_resume_point(const std::string& dir, const CheckpointPaths& paths, b
 
 using Clock = std::chrono::steady_clock;
 
-// Matmul FLOP/s of this device in the training dtype: the practical peak
-// against which MFU is reported. The best of several short trials, so a
-// moment of contention on a shared machine does not lower the peak (and
+// Matmul FLOP/s of this device in the training dtype: the best of several
+// short trials, so a moment of contention does not lower the peak (and
 // inflate MFU).
 double measure_matmul_flops(const backend::Backend& device, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;
@@ -89,7 +92,7 @@ double measure_matmul_flops(const backend::Backend& device, torch::ScalarType dt
   auto c = torch::mm(a, b);  // warm up
   device.synchronize();
   double best = 0;
-  for (int trial = 0; trial < 6; ++trial) {
+  for (int trial = 0; trial < 8; ++trial) {
     const auto start = Clock::now();
     int runs = 0;
     double seconds = 0;
@@ -104,35 +107,30 @@ double measure_matmul_flops(const backend::Backend& device, torch::ScalarType dt
   return best;
 }
 
-double cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), targets.view({-1})).item<double>();
-}
-
-// Mean token loss over up to max_batches micro-batches of the held-out
-// windows; the ranks take turns at the batches.
-double evaluate(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch, int64_t max_batches,
-                dist::ProcessGroup& group, const backend::Backend& device) {
-  torch::NoGradGuard no_grad;
-  const int64_t seq = set.seq_len();
-  const int64_t samples = std::min(set.samples_per_epoch(), max_batches * micro_batch);
-  double total = 0;
-  int64_t count = 0;
-  std::vector<int64_t> window(static_cast<size_t>(seq + 1));
-  for (int64_t first = micro_batch * group.rank(); first < samples; first += micro_batch * group.size()) {
-    const int64_t rows = std::min(micro_batch, samples - first);
-    auto tokens = torch::empty({rows, seq}, torch::kLong), targets = torch::empty({rows, seq}, torch::kLong);
-    for (int64_t r = 0; r < rows; ++r) {
-      set.read(first + r, window.data(), nullptr);
-      std::memcpy(tokens[r].data_ptr<int64_t>(), window.data(), static_cast<size_t>(seq) * 8);
-      std::memcpy(targets[r].data_ptr<int64_t>(), window.data() + 1, static_cast<size_t>(seq) * 8);
+// One device's peak for MFU: logging.peak_tflops, else the device's nominal
+// peak, else (CPUs, unknown accelerators) measured. The ranks measure in
+// turn: ranks sharing a machine would otherwise each measure a fraction of
+// it, and MFU would read above 100%.
+PeakFlops resolve_peak_flops(const config::Config& c, const backend::Backend& device, bool bf16,
+                             dist::ProcessGroup& group) {
+  const char* precision = bf16 ? "bf16" : "fp32";
+  if (c.logging.peak_tflops > 0) return {c.logging.peak_tflops, fmt::format("logging.peak_tflops ({})", precision)};
+  if (!device.device().is_cpu()) {
+    if (const auto nominal = nominal_peak_tflops(device.model_name(), bf16)) {
+      return {*nominal, fmt::format("nominal {} {} dense", device.model_name(), precision)};
     }
-    total += cross_entropy(model->forward(device.to_device(tokens)), device.to_device(targets)) *
-             static_cast<double>(rows);
-    count += rows;
   }
-  auto sums = torch::tensor({total, static_cast<double>(count)}, torch::kDouble);
-  group.all_reduce_sum(sums).wait();
-  return sums[1].item<double>() > 0 ? sums[0].item<double>() / sums[1].item<double>() : 0.0;
+  double measured = 0;
+  for (int turn = 0; turn < group.size(); ++turn) {
+    if (turn == group.rank()) measured = measure_matmul_flops(device, bf16 ? torch::kBFloat16 : torch::kFloat);
+    group.barrier();
+  }
+  // The ranks' mean, so every rank reports the same MFU.
+  auto sum = torch::tensor({measured}, torch::kDouble);
+  group.all_reduce_sum(sum).wait();
+  return {sum.item<double>() / group.size() / 1e12,
+          fmt::format("measured on this {}: {} matmul, best of 8 trials at start-up{}", device.model_name(), precision,
+                      group.size() > 1 ? ", ranks in turn" : "")};
 }
 
 // What a resumed run must share with the checkpoint: the model's shape and
@@ -152,8 +150,8 @@ void check_resume_guard(const std::string& dir, const nlohmann::json& saved, con
     const std::string full = key == "seq_len" ? "data.seq_len" : "model." + key;
     if (!saved.contains(key) || saved[key] != value) {
       throw InputError(fmt::format("cannot resume from {}: {} was {} there and is {} now; to continue from its "
-                                   "weights with a new shape or length, start a new phase with "
-                                   "model.init_from: {} and --resume none",
+                                   "weights with a new shape or length, start a new phase in a new directory: "
+                                   "--set model.init_from={} --set run.output_dir=<new directory>",
                                    dir, full, saved.contains(key) ? saved[key].dump() : "absent", value.dump(), dir));
     }
   }
@@ -175,6 +173,119 @@ void truncate_metrics(const std::string& path, int64_t step) {
     if (!row.is_discarded() && row.value("step", int64_t{0}) <= step) kept += line + "\n";
   }
   io::write_file_atomic(path, kept);
+}
+
+// The config a checkpoint was saved under (trainer_state/config.resolved.yaml);
+// null for checkpoints from before it was kept, or one that no longer loads.
+nlohmann::json saved_config(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "trainer_state" / "config.resolved.yaml";
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    config::LoadOptions options;
+    return config::to_json(config::load_text(text.str(), path.string(), options).config);
+  } catch (const std::exception& e) {
+    spdlog::debug("{} does not load as a config ({}); changes since it are not listed", path.string(), e.what());
+    return nullptr;
+  }
+}
+
+std::string describe_sources(const data::Config& d) {
+  double total = 0;
+  for (const auto& source : d.sources) total += source.weight;
+  std::vector<std::string> parts;
+  for (const auto& source : d.sources) {
+    parts.push_back(fmt::format("{} {:.3g}%", source.name, 100.0 * source.weight / total));
+  }
+  return join(parts, ", ");
+}
+
+// What a resume changes against the checkpoint's own config, in words: the
+// mix, the step budget (the schedule re-stretches), the batch, the recipe.
+std::vector<std::string> describe_changes(const nlohmann::json& before, const config::Config& now_config,
+                                          int64_t step) {
+  std::vector<std::string> changes;
+  if (before.is_null()) return changes;
+  const nlohmann::json now = config::to_json(now_config);
+  const auto differs = [&](const char* section, const char* key) {
+    return before.contains(section) && before[section].contains(key) && before[section][key] != now[section][key];
+  };
+  if (before.contains("data") && before["data"]["sources"] != now["data"]["sources"]) {
+    std::vector<std::string> parts;
+    double total = 0;
+    for (const auto& source : before["data"]["sources"]) total += source.value("weight", 0.0);
+    for (const auto& source : before["data"]["sources"]) {
+      parts.push_back(fmt::format("{} {:.3g}%", source.value("name", std::string("?")),
+                                  total > 0 ? 100.0 * source.value("weight", 0.0) / total : 0.0));
+    }
+    changes.push_back(fmt::format("the data mix changed: {} before, {} now; the stream continues with the new "
+                                  "weights",
+                                  join(parts, ", "), describe_sources(now_config.data)));
+  }
+  if (differs("train", "steps")) {
+    const int64_t old_steps = before["train"]["steps"].get<int64_t>();
+    std::string lr;
+    try {
+      config::Config old_config = config::load_text(nlohmann::json(before).dump(), "checkpoint").config;
+      lr = fmt::format("; the schedule re-stretches: the learning rate of step {} is {:.3g} (was {:.3g})", step + 1,
+                       learning_rate(now_config.optimizer, now_config.schedule, step + 1, now_config.train.steps),
+                       learning_rate(old_config.optimizer, old_config.schedule, step + 1, old_steps));
+    } catch (const std::exception&) {
+    }
+    changes.push_back(fmt::format("train.steps changed from {} to {}{}", old_steps, now_config.train.steps, lr));
+  }
+  for (const char* key : {"global_batch_size", "micro_batch_size", "precision"}) {
+    if (differs("train", key)) {
+      changes.push_back(fmt::format("train.{} changed from {} to {}", key, before["train"][key].dump(),
+                                    now["train"][key].dump()));
+    }
+  }
+  for (const char* section : {"optimizer", "schedule"}) {
+    if (!before.contains(section)) continue;
+    for (const auto& [key, value] : now[section].items()) {
+      if (before[section].contains(key) && before[section][key] != value) {
+        changes.push_back(fmt::format("{}.{} changed from {} to {}", section, key, before[section][key].dump(),
+                                      value.dump()));
+      }
+    }
+  }
+  return changes;
+}
+
+// What the run is about to do, in a few lines: the model and where its
+// weights come from, the data, the batch and the plan.
+// 7.24B, 90.4K: a count as people say it.
+std::string human_count(double count) {
+  if (count >= 1e9) return fmt::format("{:.3g}B", count / 1e9);
+  if (count >= 1e6) return fmt::format("{:.3g}M", count / 1e6);
+  if (count >= 1e3) return fmt::format("{:.3g}K", count / 1e3);
+  return fmt::format("{:.0f}", count);
+}
+
+void log_start_summary(const config::Config& c, const TrainerState& state, const std::optional<std::string>& resume_from,
+                       int world_size) {
+  const model::Shape& shape = c.model.shape;
+  const std::string origin =
+      resume_from ? fmt::format("resumed from {} at step {} ({} tokens trained)", *resume_from, state.step, state.tokens)
+      : c.model.init_from.empty() ? fmt::format("initialised at random (seed {})", c.run.seed)
+                                  : fmt::format("initialised from {}", c.model.init_from);
+  spdlog::info("model: {} parameters ({} layers, hidden {}, {} heads, {} KV heads, vocab {}), {}",
+               human_count(static_cast<double>(model::parameter_count(shape))), shape.num_hidden_layers, shape.hidden_size,
+               shape.num_attention_heads, shape.num_key_value_heads, shape.vocab_size, origin);
+  std::vector<std::string> eval_names;
+  for (const auto& set : c.data.eval) eval_names.push_back(set.name);
+  spdlog::info("data: {}; eval sets: {}", describe_sources(c.data), eval_names.empty() ? "none" : join(eval_names, ", "));
+  const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
+  spdlog::info("plan: {} steps of {} tokens ({} sequences of {} over {} rank{}, micro-batch {}), {} tokens in "
+               "all; lr {:.3g}, {} warmup steps, {} decay; checkpoints {} in {}",
+               c.train.steps, tokens_per_step, c.train.global_batch_size, c.data.seq_len, world_size,
+               world_size == 1 ? "" : "s", c.train.micro_batch_size,
+               human_count(static_cast<double>(tokens_per_step * c.train.steps)), c.optimizer.lr, c.schedule.warmup_steps,
+               c.schedule.decay,
+               c.checkpoint.every_steps > 0 ? fmt::format("every {} steps", c.checkpoint.every_steps) : "at the end",
+               (fs::path(c.run.output_dir) / "checkpoints").string());
 }
 
 }  // namespace
@@ -268,7 +379,6 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   // One run per output_dir: taken before anything is written into it.
   std::optional<io::RunLock> lock;
   if (leader) lock.emplace(c.run.output_dir);
-  if (leader) config::write_resolved(c, loaded.source);
   const CheckpointPaths paths{(fs::path(c.run.output_dir) / "checkpoints").string()};
   const std::string metrics_path = (fs::path(c.run.output_dir) / "metrics.jsonl").string();
 
@@ -323,9 +433,15 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   } else if (options.resume != "none") {
     resume_from = options.resume;
   } else if (latest_checkpoint(paths)) {
-    throw InputError(fmt::format("{} already holds checkpoints; pass --resume auto to continue, or use another "
-                                 "run.output_dir",
-                                 paths.root));
+    // A new phase (init_from) cannot continue this run's checkpoints: the
+    // only way forward is its own directory.
+    throw InputError(c.model.init_from.empty()
+                         ? fmt::format("{} already holds checkpoints; pass --resume auto to continue them, or set "
+                                       "run.output_dir to a new directory to start again",
+                                       paths.root)
+                         : fmt::format("{} already holds checkpoints; a new phase from model.init_from {} needs its "
+                                       "own directory: --set run.output_dir=<new directory>",
+                                       paths.root, c.model.init_from));
   }
   const data::BlendState* data_state = nullptr;
   if (resume_from) {
@@ -333,13 +449,12 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     check_resume_guard(*resume_from, read_trainer_state(*resume_from).resume_guard, resume_guard(c));
     state = load_checkpoint(*resume_from, replicas, optimizer);
     state.resume_guard = resume_guard(c);
-    if (state.config_hash != config_hash(c)) {
+    // Checkpoints that keep their config get each change said in words below.
+    if (state.config_hash != config_hash(c) && saved_config(*resume_from).is_null()) {
       spdlog::warn("resuming {} with a changed optimizer config", *resume_from);
-      state.config_hash = config_hash(c);
     }
+    state.config_hash = config_hash(c);
     data_state = &state.data;
-    if (leader) truncate_metrics(metrics_path, state.step);
-    spdlog::info("resumed from {} at step {}", *resume_from, state.step);
   }
 
   const data::TrainingSources sources = data::open_training_sources(c.data, static_cast<uint64_t>(c.run.seed));
@@ -351,6 +466,26 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   loader_options.world_size = group->size();
   loader_options.vocab_size = c.model.shape.vocab_size;
   data::Loader loader(sources.sources, sources.weights, loader_options, data_state);
+
+  // The run is accepted: only now is anything of it written. Each start
+  // keeps its own record of the config; each checkpoint keeps the one it
+  // was trained under.
+  if (leader) {
+    if (resume_from) {
+      truncate_metrics(metrics_path, state.step);
+      config::write_resolved(c, loaded.source,
+                             fmt::format("config.resolved.resume-{}.yaml", fs::path(*resume_from).filename().string()));
+    } else {
+      config::write_resolved(c, loaded.source);
+    }
+    log_start_summary(c, state, resume_from, group->size());
+    if (resume_from) {
+      for (const std::string& change : describe_changes(saved_config(*resume_from), c, state.step)) {
+        spdlog::info("changed since {}: {}", fs::path(*resume_from).filename().string(), change);
+      }
+    }
+  }
+  const std::string resolved_config = config::resolved_yaml(c, loaded.source);
 
   install_stop_signals();
   // Fault injection for the resume and fault tests: "13:KILL" raises
@@ -367,12 +502,22 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   }
 
   const double flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
-  const double peak_flops = measure_matmul_flops(*device, bf16 ? torch::kBFloat16 : torch::kFloat);
+  const PeakFlops peak = resolve_peak_flops(c, *device, bf16, *group);
+  // Every rank's device counts: tokens/s is the whole run's.
+  const double run_peak_flops = peak.tflops * 1e12 * group->size();
+  if (leader) {
+    spdlog::info("MFU is against {:.4g} TFLOP/s per device × {} ({})", peak.tflops, group->size(), peak.source);
+  }
+  bool warned_mfu = false;
   device->reset_peak_memory();
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
   std::optional<io::LineAppender> metrics;  // rank 0 writes the metrics
   if (leader) metrics.emplace(metrics_path);
+  // Elapsed time continues across resumes; the ETA is this process's pace.
   const auto start = Clock::now();
+  const double elapsed_before = state.elapsed_s;
+  const int64_t first_step = state.step;
+  const auto elapsed_now = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
   std::unique_ptr<backend::DeviceTimer> window = device->start_timer();
   int64_t window_tokens = 0, window_steps = 0;
   StepPhases phases(device.get());
@@ -384,6 +529,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.keep_last = c.checkpoint.keep_last;
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;
     save_options.bf16_weights = c.checkpoint.dtype == "bf16";
+    save_options.resolved_config = resolved_config;
+    state.elapsed_s = elapsed_now();
     const auto save_start = Clock::now();
     std::string dir;
     try {
@@ -406,14 +553,16 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const int64_t max_batches = std::find_if(c.data.eval.begin(), c.data.eval.end(), [&](const auto& e) {
                                     return e.name == set->name();
                                   })->max_batches;
-      const double loss = evaluate(model, *set, c.train.micro_batch_size, max_batches, *group, *device);
+      const double loss = evaluate_windows(model, *set, c.train.micro_batch_size, max_batches, *group, *device).loss;
       row["eval/" + set->name() + "/loss"] = loss;
       row["eval/" + set->name() + "/ppl"] = std::exp(loss);
       if (leader) spdlog::info("eval {} step {}: loss {:.4f} ppl {:.2f}", set->name(), state.step, loss, std::exp(loss));
     }
   };
 
-  if (state.step == 0 && !eval_sets.empty()) {
+  // The base model's loss is the reference line of the forgetting curve;
+  // eval.every_steps 0 means the end only.
+  if (state.step == 0 && !eval_sets.empty() && c.eval.every_steps > 0) {
     nlohmann::ordered_json row = {{"step", 0}, {"tokens", 0}};
     run_eval(row);
     if (leader) metrics->append(row.dump());
@@ -479,15 +628,28 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       const double window_s = window->seconds();
       const backend::MemoryStats memory = device->memory();
       const double tokens_per_s = static_cast<double>(window_tokens) / std::max(window_s, 1e-9);
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double elapsed = elapsed_now();
+      // The steps left at this process's pace: a resumed run's earlier steps
+      // took their time in another process.
+      const double eta = static_cast<double>(c.train.steps - state.step) * (elapsed - elapsed_before) /
+                         static_cast<double>(std::max<int64_t>(1, state.step - first_step));
+      const double mfu = tokens_per_s * flops_per_token / run_peak_flops;
+      if (mfu > 1.0 && !warned_mfu && leader) {
+        warned_mfu = true;
+        spdlog::warn("MFU {:.0f}% is above 100%: the peak ({}) is too low for this machine; set "
+                     "logging.peak_tflops to its real peak",
+                     100 * mfu, peak.source);
+      }
       nlohmann::ordered_json row = {{"step", state.step},
                                     {"tokens", state.tokens},
                                     {"loss", result.loss},
                                     {"lr", lr},
                                     {"grad_norm", result.grad_norm},
                                     {"tokens_per_s", tokens_per_s},
-                                    {"mfu", tokens_per_s * flops_per_token / peak_flops},
+                                    {"mfu", mfu},
+                                    {"peak_tflops", peak.tflops},
                                     {"elapsed_s", elapsed},
+                                    {"eta_s", eta},
                                     {"peak_memory_bytes", memory.peak_bytes}};
       // Mean seconds per step of each phase over the window, from the device timers.
       const auto seconds = phases.take();
@@ -497,13 +659,11 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       }
       if (eval_now) run_eval(row);
       if (leader) metrics->append(row.dump());
-      const double eta = static_cast<double>(c.train.steps - state.step) * elapsed /
-                         static_cast<double>(std::max<int64_t>(1, state.step));
       if (leader) {
         spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% mem {:.2f} GB "
                      "elapsed {:.0f}s ETA {:.0f}s",
                      state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
-                     100.0 * tokens_per_s * flops_per_token / peak_flops, static_cast<double>(memory.peak_bytes) / 1e9,
+                     100.0 * mfu, static_cast<double>(memory.peak_bytes) / 1e9,
                      elapsed, eta);
       }
       window = device->start_timer();

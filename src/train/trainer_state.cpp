@@ -1,5 +1,6 @@
 #include "cpt/train/trainer_state.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -19,6 +20,7 @@ std::string trainer_state_json(const TrainerState& state, int64_t optimizer_step
                                {"optimizer_steps", optimizer_steps},
                                {"world_size", world_size},
                                {"nonfinite_in_row", state.nonfinite_in_row},
+                               {"elapsed_s", state.elapsed_s},
                                {"config_hash", state.config_hash},
                                {"resume_guard", state.resume_guard},
                                {"data", state.data.to_json()}};
@@ -46,6 +48,13 @@ TrainerState parse_trainer_state(const std::string& text, const std::string& sou
     state.config_hash = json.value("config_hash", std::string());
     state.resume_guard = json.value("resume_guard", nlohmann::json());
     state.optimizer_steps = count("optimizer_steps", state.step);
+    if (json.contains("elapsed_s")) {  // absent in checkpoints from before it was kept
+      const nlohmann::json& elapsed = json.at("elapsed_s");
+      if (!elapsed.is_number() || !std::isfinite(elapsed.get<double>()) || elapsed.get<double>() < 0) {
+        throw InputError(fmt::format("'{}': \"elapsed_s\" is {}, not a number of seconds", source, elapsed.dump()));
+      }
+      state.elapsed_s = elapsed.get<double>();
+    }
     state.data = data::BlendState::from_json(json.at("data"));
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("'{}': {}", source, e.what()));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <filesystem>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -91,7 +93,7 @@ TEST(Cli, BadValueThroughSetExitsTwo) {
       << r.err;
 }
 
-TEST(Cli, RealRunWritesTheResolvedConfigAndRejectsEmptyShards) {
+TEST(Cli, RealRunRejectsEmptyShardsAndWritesNoConfig) {
   testing::TempDir dir;
   dir.write("shards/a.bin", "");
   dir.write("shards/a.idx", "");
@@ -100,8 +102,8 @@ TEST(Cli, RealRunWritesTheResolvedConfigAndRejectsEmptyShards) {
   const CommandResult r = cpt_train("--config " + path);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("data.sources[0] 'a': '" + dir.file("shards/a") + ".idx': 0 bytes is too short"), std::string::npos) << r.err;
-  const std::string resolved = testing::read_file(dir.file("out/config.resolved.yaml"));
-  EXPECT_NE(resolved.find("hidden_size: 256"), std::string::npos) << resolved;
+  // A refused run leaves no record of a config it never trained with.
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out/config.resolved.yaml")));
 }
 
 TEST(Cli, RealRunRefusesMissingInputs) {
@@ -116,6 +118,15 @@ TEST(Cli, EverySubcommandHasHelp) {
     const CommandResult r = cpt_train(std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub << ": " << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << sub;
+    // Ends with real command lines: at least two, each of this subcommand.
+    const size_t examples = r.out.find("\nExamples:\n");
+    ASSERT_NE(examples, std::string::npos) << sub << ":\n" << r.out;
+    int count = 0;
+    for (size_t at = r.out.find("cpt-train " + std::string(sub), examples); at != std::string::npos;
+         at = r.out.find("cpt-train " + std::string(sub), at + 1)) {
+      ++count;
+    }
+    EXPECT_GE(count, 2) << sub << ":\n" << r.out;
   }
 }
 
@@ -212,8 +223,17 @@ TEST(Cli, BadShardsAndBadRecordsExitTwo) {
   const CommandResult lenient = cpt_train("tokenize --tokenizer " + testing::test_tokenizer().model + " --input " +
                                           input + " --output-prefix " + dir.file("out"));
   EXPECT_EQ(lenient.exit_code, 0) << lenient.err;
-  EXPECT_NE(lenient.err.find("skipped 1 bad records (first at line 2: invalid JSON)"), std::string::npos)
+  EXPECT_NE(lenient.err.find("skipped 1 of 2 records (50.0%); e.g. line 2: invalid JSON"), std::string::npos)
       << lenient.err;
+  // Most records skipped: the counts, examples, and the likely causes.
+  const std::string mostly_bad = dir.write("mostly-bad.jsonl", "{\"text\": \"fine\"}\n{\"body\": \"a\"}\n{\"body\": \"b\"}\n");
+  const CommandResult most = cpt_train("tokenize --tokenizer " + testing::test_tokenizer().model + " --input " +
+                                       mostly_bad + " --output-prefix " + dir.file("most"));
+  EXPECT_EQ(most.exit_code, 0) << most.err;
+  EXPECT_NE(most.err.find("skipped 2 of 3 records (66.7%), most of the file: check --text-key and that the file is "
+                          "UTF-8 JSON lines; e.g. line 2: no \"text\" key; line 3: no \"text\" key"),
+            std::string::npos)
+      << most.err;
   // No usable document: exit 2 with the cause, and no empty shard left behind.
   const std::string model = testing::test_tokenizer().model;
   const std::string empty = dir.write("empty.jsonl", "");
@@ -270,6 +290,13 @@ TEST(Cli, VersionNamesLibTorch) {
   const auto json = nlohmann::json::parse(r.out);
   EXPECT_EQ(json["version"], "0.1.0");
   EXPECT_FALSE(json["libtorch"].get<std::string>().empty());
+  // The threads a run would use, said in words: one core allowed, one thread.
+  const CommandResult one = run_command("env -u OMP_NUM_THREADS taskset -c 0 " + kBinary + " version");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_NE(one.out.find(fmt::format("1 CPU thread for a run (1 of this machine's {} cores allowed by CPU affinity)",
+                                     std::thread::hardware_concurrency())),
+            std::string::npos)
+      << one.out;
 }
 
 TEST(Cli, LogLinesCarryTheRank) {

@@ -72,5 +72,28 @@ TEST(Overrides, InvalidYamlValueIsNamed) {
   }
 }
 
+// A check across keys blamed on the file's line would hide that a flag
+// changed the other side of the comparison.
+TEST(Overrides, ACrossKeyErrorNamesTheFlagThatChangedTheOtherKey) {
+  const std::string yaml = std::string(kBase) + "train: {steps: 100}\nschedule:\n  warmup_steps: 20\n";
+  LoadOptions options;
+  options.overrides = {"train.steps=10"};
+  try {
+    load_text(yaml, "base.yaml", options);
+    FAIL() << "warmup beyond the steps was accepted";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "base.yaml:9: schedule.warmup_steps: 20 is more than train.steps 10; warmup must end before training "
+              "does (train.steps is from --set train.steps=10)");
+  }
+  // Without the flag, the file's lines are the whole story.
+  try {
+    load_text(std::string(kBase) + "train: {steps: 10}\nschedule:\n  warmup_steps: 20\n", "base.yaml", {});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()).find("--set"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cpt::config

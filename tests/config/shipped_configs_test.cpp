@@ -43,7 +43,7 @@ TEST(ShippedConfigs, TinyIsAFewMillionParameters) {
   const int64_t parameters = model::parameter_count(c.model.shape);
   EXPECT_GT(parameters, 2'000'000);
   EXPECT_LT(parameters, 10'000'000);
-  EXPECT_EQ(c.train.precision, "fp32");
+  EXPECT_EQ(c.train.precision, "bf16") << "bf16 is the fast path on CPUs that have it, and falls back to fp32";
   EXPECT_EQ(c.data.eval.size(), 2u);
 }
 

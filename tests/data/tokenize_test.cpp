@@ -125,7 +125,9 @@ TEST(Tokenize, CountsBadRecordsPerFileAndKeepsTheRest) {
   testing::TempDir dir;
   const std::string input = dir.write("mixed.jsonl",
                                       "{\"text\": \"good one\"}\n"
+                                      "\n"
                                       "not json\n"
+                                      "  \r\n"
                                       "{\"body\": \"wrong key\"}\n"
                                       "{\"text\": 42}\n"
                                       "[1, 2]\n"
@@ -133,8 +135,31 @@ TEST(Tokenize, CountsBadRecordsPerFileAndKeepsTheRest) {
                                       "{\"text\": \"good two\"}\n");
   const TokenizeReport report = tokenize(options_for(input, dir.file("out")));
   EXPECT_EQ(report.documents, 2);
-  EXPECT_EQ(report.files[0].bad_records, 5);
-  EXPECT_EQ(report.files[0].first_bad, "line 2: invalid JSON");
+  EXPECT_EQ(report.files[0].bad_records, 5) << "blank lines are not bad records";
+  EXPECT_EQ(report.files[0].first_bad, "line 3: invalid JSON");
+  EXPECT_EQ(report.files[0].examples,
+            (std::vector<std::string>{"line 3: invalid JSON", "line 5: no \"text\" key", "line 6: \"text\" is a number, not a string"}));
+}
+
+// Progress counts the input whose documents are written: with equal
+// documents, its share of the bytes is the share of the documents.
+TEST(Tokenize, ProgressFollowsTheDocumentsWrittenNotTheInputRead) {
+  testing::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "a compiler translates source code into machine code. ";
+  const std::string line = nlohmann::json{{"text", text}}.dump() + "\n";
+  const int64_t documents = (12 << 20) / static_cast<int64_t>(line.size());
+  std::string input;
+  for (int64_t d = 0; d < documents; ++d) input += line;
+  const std::string path = dir.write("even.jsonl", input);
+  std::vector<TokenizeProgress> events;
+  tokenize(options_for(path, dir.file("out"), /*workers=*/1), [&](const TokenizeProgress& p) { events.push_back(p); });
+  ASSERT_FALSE(events.empty()) << "no progress in 12 MB: the input is too small to see it";
+  for (const auto& p : events) {
+    const double bytes = static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total);
+    const double written = static_cast<double>(p.documents) / static_cast<double>(documents);
+    EXPECT_NEAR(bytes, written, 0.01) << p.documents << " of " << documents << " documents written";
+  }
 }
 
 TEST(Tokenize, StrictStopsAtTheFirstBadRecordAndWritesNothing) {

@@ -3,9 +3,11 @@
 // output, checks before work, determinism.
 
 #include "cpt/merge/merge.h"
+#include "cpt/merge/config.h"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -403,6 +405,29 @@ TEST(Merge, RefusesToWriteIntoAnInputOrOverAnExistingDirectory) {
   m.dir.write("taken/keep.txt", "precious");
   EXPECT_THROW(run(config, m.dir.file("taken")), InputError);
   EXPECT_EQ(testing::read_file(m.dir.file("taken/keep.txt")), "precious");
+}
+
+// A model path may be a run directory or checkpoints/latest: the latest
+// checkpoint, resolved once when the config is read.
+TEST(MergeConfigPaths, ARunDirectoryMeansItsLatestCheckpoint) {
+  testing::TempDir dir;
+  for (const char* run : {"cpt", "chat"}) {
+    std::filesystem::create_directories(dir.file(std::string(run) + "/checkpoints/step-00000040"));
+    dir.write(std::string(run) + "/checkpoints/step-00000040/config.json", "{}");
+    dir.write(std::string(run) + "/checkpoints/latest", "step-00000040\n");
+  }
+  const std::string config = dir.write("slerp.yaml", fmt::format(R"(merge_method: slerp
+base_model: {0}/chat/checkpoints/latest
+models:
+  - model: {0}/cpt
+  - model: {0}/chat/checkpoints/latest
+parameters: {{t: 0.5}}
+)", dir.path()));
+  const MergeConfig c = load_merge_config(config);
+  EXPECT_EQ(c.base_model, dir.file("chat/checkpoints/step-00000040"));
+  ASSERT_EQ(c.models.size(), 2u);
+  EXPECT_EQ(c.models[0].model, dir.file("cpt/checkpoints/step-00000040"));
+  EXPECT_EQ(c.models[1].model, c.base_model) << "the same checkpoint, so slerp finds its base among the models";
 }
 
 }  // namespace

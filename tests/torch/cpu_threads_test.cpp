@@ -25,11 +25,12 @@ TEST(CpuThreads, TheBinaryUsesItsCoresSharesThemAmongLocalRanksAndKeepsTheUsers)
   const std::string generate =
       std::string(" ") + CPT_BINARY + " generate --log-level debug --checkpoint /nonexistent --prompt x";
   const auto chosen = testing::run_command("env -u OMP_NUM_THREADS -u LOCAL_WORLD_SIZE" + generate);
-  EXPECT_NE(chosen.err.find(fmt::format("{} CPU threads", allowed_cpus())), std::string::npos) << chosen.err;
+  const auto threads = [](int n) { return fmt::format("{} CPU thread{}", n, n == 1 ? "" : "s"); };
+  EXPECT_NE(chosen.err.find(threads(allowed_cpus())), std::string::npos) << chosen.err;
   const auto users = testing::run_command("env OMP_NUM_THREADS=1 LOCAL_WORLD_SIZE=1" + generate);
-  EXPECT_NE(users.err.find("1 CPU threads"), std::string::npos) << users.err;
+  EXPECT_NE(users.err.find("1 CPU thread\n"), std::string::npos) << users.err;
   const auto shared = testing::run_command("env -u OMP_NUM_THREADS LOCAL_WORLD_SIZE=2" + generate);
-  EXPECT_NE(shared.err.find(fmt::format("{} CPU threads", std::max(1, allowed_cpus() / 2))), std::string::npos)
+  EXPECT_NE(shared.err.find(threads(std::max(1, allowed_cpus() / 2))), std::string::npos)
       << shared.err;
 }
 

@@ -256,6 +256,55 @@ TEST(Generate, GreedyIsTheArgmaxAndSamplingFollowsTheSeed) {
   EXPECT_NE(generate(llama, {1, 5, 9}, sample), b);
 }
 
+TEST(Generate, SaysWhyItStopped) {
+  model::Llama llama(testing::small_gqa_shape());
+  llama->init_weights(2);
+  SamplingOptions greedy;
+  greedy.max_new_tokens = 6;
+  greedy.temperature = 0;
+  StopReason stopped{};
+  const auto all = generate(llama, {1, 5, 9}, greedy, &stopped);
+  EXPECT_EQ(stopped, StopReason::kMaxNewTokens);
+  greedy.stop_token = all[4];  // the second new token
+  EXPECT_EQ(generate(llama, {1, 5, 9}, greedy, &stopped).size(), 5u);
+  EXPECT_EQ(stopped, StopReason::kStopToken);
+  greedy.stop_token = -1;
+  const std::vector<int64_t> long_prompt(62, 7);  // the context is 64
+  EXPECT_EQ(generate(llama, long_prompt, greedy, &stopped).size(), 64u);
+  EXPECT_EQ(stopped, StopReason::kContextFull);
+}
+
+TEST(Generate, APromptLongerThanTheContextIsRefusedOrTruncatedWithAWarning) {
+  testing::TempDir dir;
+  model::Shape shape = testing::small_gqa_shape();
+  shape.vocab_size = 2000;  // the test tokenizer's
+  model::Llama llama(shape);
+  llama->init_weights(3);
+  io::save_hf_weights(*llama, shape, dir.path(), io::Dtype::kF32, 5'000'000'000);
+  std::filesystem::copy_file(testing::test_tokenizer().model, dir.file("tokenizer.model"));
+  std::string prompt;
+  for (int i = 0; i < 40; ++i) prompt += "compiler source ";
+  const std::string command = fmt::format("{} generate --checkpoint {} --temperature 0 --max-new-tokens 5 --prompt '{}'",
+                                          CPT_BINARY, dir.path(), prompt);
+  const auto refused = testing::run_command(command);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("and the model's context is 64: nothing can be generated; shorten it, or pass "
+                             "--truncate-prompt to keep its last 63 tokens"),
+            std::string::npos)
+      << refused.err;
+  const auto truncated = testing::run_command(command + " --truncate-prompt");
+  EXPECT_EQ(truncated.exit_code, 0) << truncated.err;
+  EXPECT_NE(truncated.err.find("--truncate-prompt: dropped the first"), std::string::npos) << truncated.err;
+  EXPECT_NE(truncated.err.find("generated 1 tokens after a 63-token prompt; stopped: the model's context "
+                               "(max_position_embeddings) is full"),
+            std::string::npos)
+      << truncated.err;
+  const auto short_prompt = testing::run_command(fmt::format(
+      "{} generate --checkpoint {} --temperature 0 --max-new-tokens 3 --prompt 'a compiler'", CPT_BINARY, dir.path()));
+  EXPECT_EQ(short_prompt.exit_code, 0) << short_prompt.err;
+  EXPECT_NE(short_prompt.err.find("stopped: --max-new-tokens reached"), std::string::npos) << short_prompt.err;
+}
+
 TEST(Training, BadInputsExitTwoWithOneLine) {
   SmallRun run;
   // Checkpoints already there and --resume none: refuse rather than overwrite.

@@ -36,6 +36,9 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual std::string name() const = 0;
+  // The device's product name ("NVIDIA H200"), for its nominal peak; the
+  // backend's name where it has none to tell.
+  virtual std::string model_name() const { return name(); }
   // This process's device (from LOCAL_RANK on multi-device machines).
   virtual c10::Device device() const = 0;
   // Whether train.precision bf16 runs as bf16 autocast here; fp32 otherwise.

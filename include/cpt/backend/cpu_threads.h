@@ -12,6 +12,9 @@ namespace cpt::backend {
 // by LOCAL_WORLD_SIZE when torchrun says several ranks share the node.
 void configure_cpu_threads();
 
+// The cores this process may run on (its CPU affinity).
+int allowed_cpus();
+
 // "N CPU threads", for the log.
 std::string describe_cpu_threads();
 

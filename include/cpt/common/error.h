@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace cpt {
 
@@ -31,11 +32,14 @@ class NotBuiltYet : public InputError {
 // into "file:line: key: sentence" because only it knows where the key came from.
 class ConfigValueError : public InputError {
  public:
-  ConfigValueError(std::string key, const std::string& message);
+  // `related`: the other keys whose values the check compared `key` with.
+  ConfigValueError(std::string key, const std::string& message, std::vector<std::string> related = {});
   const std::string& key() const { return key_; }
+  const std::vector<std::string>& related() const { return related_; }
 
  private:
   std::string key_;
+  std::vector<std::string> related_;
 };
 
 // A collective failed: another rank exited, hung past distributed.timeout_s

@@ -15,7 +15,12 @@ nlohmann::ordered_json to_json(const Config& config);
 
 std::string to_yaml(const Config& config);
 
-// Writes <run.output_dir>/config.resolved.yaml atomically; returns its path.
-std::string write_resolved(const Config& config, const std::string& source);
+// The text of a resolved config file: a comment naming `source`, then to_yaml.
+std::string resolved_yaml(const Config& config, const std::string& source);
+
+// Writes <run.output_dir>/<file_name> (by default config.resolved.yaml)
+// atomically; returns its path.
+std::string write_resolved(const Config& config, const std::string& source,
+                           const std::string& file_name = "config.resolved.yaml");
 
 }  // namespace cpt::config

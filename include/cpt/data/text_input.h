@@ -32,7 +32,9 @@ class RecordReader {
 
   // False at the end. `line` is the 1-based line a JSONL record started on.
   bool next(std::string& record, int64_t& line);
-  uint64_t bytes_consumed() const;  // on-disk (compressed) bytes read so far
+  // On-disk (compressed) bytes of the records returned so far: the bytes
+  // read, less the share of them still buffered and unparsed.
+  uint64_t bytes_consumed() const;
 
  private:
   bool fill();
@@ -41,6 +43,7 @@ class RecordReader {
   std::unique_ptr<ByteStream> stream_;
   std::string buffer_;
   size_t position_ = 0;
+  uint64_t produced_ = 0;  // bytes the stream has delivered (decompressed)
   bool eof_ = false;
   int64_t line_ = 0;
 };

@@ -27,6 +27,7 @@ struct FileReport {
   int64_t documents = 0;
   int64_t bad_records = 0;
   std::string first_bad;  // "line 12: invalid JSON"
+  std::vector<std::string> examples;  // the first few bad records, first_bad first
 };
 
 struct TokenizeReport {
@@ -41,7 +42,7 @@ struct TokenizeReport {
 struct TokenizeProgress {
   int64_t documents = 0;
   int64_t tokens = 0;
-  uint64_t bytes_done = 0;   // on-disk bytes read so far
+  uint64_t bytes_done = 0;   // on-disk input bytes whose documents are written
   uint64_t bytes_total = 0;
   double seconds = 0;
 };

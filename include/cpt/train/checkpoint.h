@@ -29,6 +29,7 @@ struct SaveOptions {
   int64_t keep_last = 0;         // 0 keeps all
   bool sharded_optimizer = false;  // ZeRO-1: each rank writes its own moments
   bool bf16_weights = false;     // checkpoint.dtype bf16: model files in BF16, fp32 master in trainer_state/master/
+  std::string resolved_config;   // the saving run's resolved config, kept as trainer_state/config.resolved.yaml
 };
 
 // Writes a complete checkpoint and then `latest`, and removes all but the

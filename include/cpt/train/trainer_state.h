@@ -18,6 +18,7 @@ struct TrainerState {
   std::string config_hash;     // of the resolved config, to warn when it changed
   nlohmann::json resume_guard; // model shape and seq_len: a resume must not change them
   int64_t optimizer_steps = 0; // updates applied (skipped steps do not count)
+  double elapsed_s = 0;        // training wall time up to `step`, over every process that resumed the run
 };
 
 // The text of state.json for `state`; `world_size` ranks wrote the checkpoint.
