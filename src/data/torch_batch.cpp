@@ -37,6 +37,7 @@ TorchBatch to_torch(MicroBatch&& batch) {
   out.tokens = adopt(std::make_shared<std::vector<int64_t>>(std::move(batch.tokens)), rows, cols);
   out.targets = adopt(std::make_shared<std::vector<int64_t>>(std::move(batch.targets)), rows, cols);
   out.positions = adopt(std::move(positions), rows, cols);
+  out.source = torch::tensor(std::vector<int64_t>(batch.source.begin(), batch.source.end()), torch::kInt64);
   return out;
 }
 

@@ -90,6 +90,10 @@ LineAppender::~LineAppender() {
 void LineAppender::append(std::string_view line) {
   std::string text(line);
   text += '\n';
+  append_bytes(text);
+}
+
+void LineAppender::append_bytes(std::string_view text) {
   const off_t before = ::lseek(fd_, 0, SEEK_END);
   ssize_t n;
   do {

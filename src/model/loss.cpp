@@ -7,11 +7,15 @@ namespace cpt::model {
 namespace {
 
 struct MeanCrossEntropy : public torch::autograd::Function<MeanCrossEntropy> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits,
-                               const torch::Tensor& targets) {
+  // {the mean, each row's loss}; only the mean has a gradient.
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits,
+                                                const torch::Tensor& targets) {
     const auto log_probs = torch::log_softmax(logits, -1);
     ctx->save_for_backward({log_probs, targets});
-    return -log_probs.gather(1, targets.unsqueeze(1)).mean();
+    auto token_losses = -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1);
+    auto mean = token_losses.mean();
+    ctx->mark_non_differentiable({token_losses});
+    return {mean, token_losses};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -32,7 +36,16 @@ at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& target
   TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && logits.size(0) == targets.size(0),
               "mean_cross_entropy: logits (rows, vocab) and targets (rows), got ", logits.sizes(), " and ",
               targets.sizes());
-  return MeanCrossEntropy::apply(logits, targets);
+  return MeanCrossEntropy::apply(logits, targets)[0];
+}
+
+at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, at::Tensor& token_losses) {
+  TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && logits.size(0) == targets.size(0),
+              "mean_cross_entropy: logits (rows, vocab) and targets (rows), got ", logits.sizes(), " and ",
+              targets.sizes());
+  auto outputs = MeanCrossEntropy::apply(logits, targets);
+  token_losses = outputs[1];
+  return outputs[0];
 }
 
 }  // namespace cpt::model

@@ -22,6 +22,7 @@
 #include "cpt/data/tokenizer.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/atomic_file.h"
+#include "cpt/io/event_file.h"
 #include "cpt/io/run_lock.h"
 #include "cpt/model/attention.h"
 #include "cpt/model/loss.h"
@@ -256,6 +257,32 @@ std::vector<std::string> describe_changes(const nlohmann::json& before, const co
 
 // What the run is about to do, in a few lines: the model and where its
 // weights come from, the data, the batch and the plan.
+// The logging interval's partial sums, as a checkpoint keeps them.
+struct LogWindow {
+  double loss_sum = 0;
+  int64_t steps = 0;
+  std::vector<double> source_sums;  // per source: sum of token losses, tokens
+};
+
+nlohmann::json log_window_json(double loss_sum, int64_t steps, const std::vector<double>& source_sums) {
+  return {{"loss_sum", loss_sum}, {"steps", steps}, {"source_sums", source_sums}};
+}
+
+// A window saved with another set of sources (a resume that changed the
+// mix) starts its per-source sums afresh.
+LogWindow parse_log_window(const nlohmann::json& json, size_t sources) {
+  LogWindow window;
+  try {
+    window.loss_sum = json.at("loss_sum").get<double>();
+    window.steps = json.at("steps").get<int64_t>();
+    window.source_sums = json.at("source_sums").get<std::vector<double>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(fmt::format("state.json: log_window is malformed: {}", e.what()));
+  }
+  if (window.source_sums.size() != 2 * sources) window.source_sums.assign(2 * sources, 0.0);
+  return window;
+}
+
 // 7.24B, 90.4K: a count as people say it.
 std::string human_count(double count) {
   if (count >= 1e9) return fmt::format("{:.3g}B", count / 1e9);
@@ -340,7 +367,17 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
       } else {
         logits = model->forward(b.tokens);
       }
-      return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+      if (!options.source_loss.defined() || !b.source.defined()) {
+        return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+      }
+      torch::Tensor token_losses;
+      auto mean = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}), token_losses);
+      // Per row, then per source: the mix's own loss curves.
+      const auto rows = token_losses.view({b.targets.size(0), -1}).sum(1).to(torch::kDouble);
+      options.source_loss.select(1, 0).index_add_(0, b.source, rows);
+      options.source_loss.select(1, 1).index_add_(
+          0, b.source, torch::full({b.targets.size(0)}, static_cast<double>(b.targets.size(1)), rows.options()));
+      return mean;
     }();
     const double share = static_cast<double>(b.targets.numel()) / static_cast<double>(total_tokens);
     const auto weighted = loss.detach() * share;
@@ -513,6 +550,22 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const int64_t tokens_per_step = c.train.global_batch_size * c.data.seq_len;
   std::optional<io::LineAppender> metrics;  // rank 0 writes the metrics
   if (leader) metrics.emplace(metrics_path);
+  // The same rows for TensorBoard. A resume's events replace those of the
+  // steps it runs again (a session START at the first of them).
+  std::optional<io::EventFileWriter> events;
+  if (leader && c.logging.tensorboard) {
+    events.emplace((fs::path(c.run.output_dir) / "tensorboard").string(), resume_from ? state.step + 1 : 0);
+  }
+  auto write_row = [&](const nlohmann::ordered_json& row) {
+    if (!leader) return;
+    metrics->append(row.dump());
+    if (!events) return;
+    std::vector<std::pair<std::string, double>> scalars;
+    for (const auto& [key, value] : row.items()) {
+      if (key != "step" && value.is_number()) scalars.emplace_back(key, value.get<double>());
+    }
+    events->add_scalars(row["step"].get<int64_t>(), scalars);
+  };
   // Elapsed time continues across resumes; the ETA is this process's pace.
   const auto start = Clock::now();
   const double elapsed_before = state.elapsed_s;
@@ -520,6 +573,24 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   const auto elapsed_now = [&] { return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count(); };
   std::unique_ptr<backend::DeviceTimer> window = device->start_timer();
   int64_t window_tokens = 0, window_steps = 0;
+  double window_eval_s = 0;
+  // The logging interval's losses: the mean of its finite steps, and each
+  // source's token-weighted mean, from per-row sums kept on the device. A
+  // checkpoint keeps the partial sums, so a resume logs the same means.
+  torch::Tensor source_loss =
+      torch::zeros({static_cast<int64_t>(sources.sources.size()), 2},
+                   torch::TensorOptions().dtype(torch::kDouble).device(device->device()));
+  double window_loss_sum = 0;
+  int64_t window_loss_steps = 0;
+  if (state.log_window.is_object()) {
+    const LogWindow saved = parse_log_window(state.log_window, sources.sources.size());
+    window_loss_sum = saved.loss_sum;
+    window_loss_steps = saved.steps;
+    // Rank 0 carries the ranks' sums; the others start from zero.
+    if (leader) source_loss.copy_(torch::tensor(saved.source_sums, torch::kDouble).view({-1, 2}));
+  }
+  // Sums the ranks' partial sums into every rank's tensor.
+  auto gather_source_loss = [&] { group->all_reduce_sum(source_loss).wait(); };
   StepPhases phases(device.get());
 
   auto save = [&] {
@@ -531,6 +602,11 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     save_options.bf16_weights = c.checkpoint.dtype == "bf16";
     save_options.resolved_config = resolved_config;
     state.elapsed_s = elapsed_now();
+    gather_source_loss();
+    const torch::Tensor sums = source_loss.cpu().contiguous().clone();
+    state.log_window = log_window_json(window_loss_sum, window_loss_steps,
+                                       std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel()));
+    if (!leader) source_loss.zero_();
     const auto save_start = Clock::now();
     std::string dir;
     try {
@@ -565,7 +641,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   if (state.step == 0 && !eval_sets.empty() && c.eval.every_steps > 0) {
     nlohmann::ordered_json row = {{"step", 0}, {"tokens", 0}};
     run_eval(row);
-    if (leader) metrics->append(row.dump());
+    write_row(row);
   }
   while (state.step < c.train.steps) {
     phases.start(StepPhases::kData);
@@ -579,6 +655,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       host.targets = device->to_device(host.targets);
       if (c.train.document_mask && host.positions.defined()) host.document_segments = model::document_segments(host.positions);
       if (host.positions.defined()) host.positions = device->to_device(host.positions);
+      host.source = device->to_device(host.source);
       micro_batches.push_back(std::move(host));
     }
     const double lr = learning_rate(c.optimizer, c.schedule, state.step + 1, c.train.steps);
@@ -588,6 +665,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     step_options.document_mask = c.train.document_mask;
     step_options.stop = g_stop_signal != 0;
     step_options.phases = &phases;
+    step_options.source_loss = source_loss;
     const StepResult result = train_step(model, optimizer, replicas, micro_batches, step_options);
     ++state.step;
     // Shards rewritten or replaced under the run stop it before a checkpoint
@@ -607,6 +685,10 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     window_tokens += tokens_per_step;
     ++window_steps;
     if (result.finite) {
+      window_loss_sum += result.loss;
+      ++window_loss_steps;
+    }
+    if (result.finite) {
       state.nonfinite_in_row = 0;
     } else {
       ++state.nonfinite_in_row;
@@ -623,12 +705,32 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
     const bool log_now = state.step % c.logging.every_steps == 0 || state.step == c.train.steps;
     const bool eval_now = !eval_sets.empty() && ((c.eval.every_steps > 0 && state.step % c.eval.every_steps == 0) ||
                                                  state.step == c.train.steps);
-    if (log_now || eval_now) {
+    // Training rows follow logging.every_steps; an evaluation between them
+    // is a row of its own, so the loss and throughput intervals stay even.
+    nlohmann::ordered_json row = {{"step", state.step}, {"tokens", state.tokens}};
+    if (log_now) {
       window->stop();
-      const double window_s = window->seconds();
+      // Evaluations inside the window are not training time.
+      const double window_s = std::max(window->seconds() - window_eval_s, 1e-9);
       const backend::MemoryStats memory = device->memory();
-      const double tokens_per_s = static_cast<double>(window_tokens) / std::max(window_s, 1e-9);
+      const double tokens_per_s = static_cast<double>(window_tokens) / window_s;
       const double elapsed = elapsed_now();
+      // Every step of a training batch has the same number of tokens: the
+      // interval's token-weighted mean is the mean of its steps.
+      const double loss = window_loss_steps > 0 ? window_loss_sum / static_cast<double>(window_loss_steps) : result.loss;
+      gather_source_loss();
+      const torch::Tensor per_source = source_loss.cpu().clone();
+      source_loss.zero_();
+      window_loss_sum = 0;
+      window_loss_steps = 0;
+      std::vector<std::pair<std::string, double>> source_losses;
+      for (size_t s = 0; s < sources.sources.size(); ++s) {
+        const double tokens = per_source[static_cast<int64_t>(s)][1].item<double>();
+        if (tokens > 0) {
+          source_losses.emplace_back(sources.sources[s]->name(),
+                                     per_source[static_cast<int64_t>(s)][0].item<double>() / tokens);
+        }
+      }
       // The steps left at this process's pace: a resumed run's earlier steps
       // took their time in another process.
       const double eta = static_cast<double>(c.train.steps - state.step) * (elapsed - elapsed_before) /
@@ -640,35 +742,43 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
                      "logging.peak_tflops to its real peak",
                      100 * mfu, peak.source);
       }
-      nlohmann::ordered_json row = {{"step", state.step},
-                                    {"tokens", state.tokens},
-                                    {"loss", result.loss},
-                                    {"lr", lr},
-                                    {"grad_norm", result.grad_norm},
-                                    {"tokens_per_s", tokens_per_s},
-                                    {"mfu", mfu},
-                                    {"peak_tflops", peak.tflops},
-                                    {"elapsed_s", elapsed},
-                                    {"eta_s", eta},
-                                    {"peak_memory_bytes", memory.peak_bytes}};
+      row["loss"] = loss;
+      row["lr"] = lr;
+      row["grad_norm"] = result.grad_norm;
+      row["tokens_per_s"] = tokens_per_s;
+      row["mfu"] = mfu;
+      row["peak_tflops"] = peak.tflops;
+      row["elapsed_s"] = elapsed;
+      row["eta_s"] = eta;
+      row["peak_memory_bytes"] = memory.peak_bytes;
+      for (const auto& [name, value] : source_losses) row["train/" + name + "/loss"] = value;
       // Mean seconds per step of each phase over the window, from the device timers.
       const auto seconds = phases.take();
       for (int p = 0; p < StepPhases::kCount; ++p) {
         row[fmt::format("time/{}_s", StepPhases::name(static_cast<StepPhases::Phase>(p)))] =
             seconds[p] / static_cast<double>(std::max<int64_t>(1, window_steps));
       }
-      if (eval_now) run_eval(row);
-      if (leader) metrics->append(row.dump());
       if (leader) {
-        spdlog::info("step {}/{} loss {:.4f} lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% mem {:.2f} GB "
+        std::vector<std::string> parts;
+        for (const auto& [name, value] : source_losses) parts.push_back(fmt::format("{} {:.4f}", name, value));
+        spdlog::info("step {}/{} loss {:.4f} ({}) lr {:.3g} grad_norm {:.3f} {:.0f} tok/s MFU {:.1f}% mem {:.2f} GB "
                      "elapsed {:.0f}s ETA {:.0f}s",
-                     state.step, c.train.steps, result.loss, lr, result.grad_norm, tokens_per_s,
+                     state.step, c.train.steps, loss, join(parts, ", "), lr, result.grad_norm, tokens_per_s,
                      100.0 * mfu, static_cast<double>(memory.peak_bytes) / 1e9,
                      elapsed, eta);
       }
+    }
+    if (eval_now) {
+      const auto eval_start = Clock::now();
+      run_eval(row);
+      if (!log_now) window_eval_s += std::chrono::duration<double>(Clock::now() - eval_start).count();
+    }
+    if (log_now || eval_now) write_row(row);
+    if (log_now) {
       window = device->start_timer();
       window_tokens = 0;
       window_steps = 0;
+      window_eval_s = 0;
     }
     if (state.step == raise_at) std::raise(raise_signal);
     const bool checkpoint_now = (c.checkpoint.every_steps > 0 && state.step % c.checkpoint.every_steps == 0) ||

@@ -23,7 +23,8 @@ std::string trainer_state_json(const TrainerState& state, int64_t optimizer_step
                                {"elapsed_s", state.elapsed_s},
                                {"config_hash", state.config_hash},
                                {"resume_guard", state.resume_guard},
-                               {"data", state.data.to_json()}};
+                               {"data", state.data.to_json()},
+                               {"log_window", state.log_window}};
   return json.dump(2) + "\n";
 }
 
@@ -47,6 +48,7 @@ TrainerState parse_trainer_state(const std::string& text, const std::string& sou
     state.nonfinite_in_row = count("nonfinite_in_row", 0);
     state.config_hash = json.value("config_hash", std::string());
     state.resume_guard = json.value("resume_guard", nlohmann::json());
+    state.log_window = json.value("log_window", nlohmann::json());
     state.optimizer_steps = count("optimizer_steps", state.step);
     if (json.contains("elapsed_s")) {  // absent in checkpoints from before it was kept
       const nlohmann::json& elapsed = json.at("elapsed_s");

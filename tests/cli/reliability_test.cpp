@@ -100,27 +100,35 @@ TEST(FullDisk, DuringACheckpointSaveKeepsTheLastOneAndResumesExactly) {
 
 TEST(FullDisk, DuringAMetricsWriteLeavesWholeLinesAndResumesExactly) {
   SmallRun run;
-  SmallFilesystem disk(8 << 20);
-  const std::string flags = "--set train.steps=40 --set checkpoint.every_steps=20";
-  const std::string straight = run.dir.file("straight"), out = disk.file("run");
-  ASSERT_EQ(run.train(straight, flags).exit_code, 0);
-  Spawned job(spawn_command(run, out, flags, "CPT_TEST_RAISE_AT_STEP=21:STOP"));
-  ASSERT_TRUE(job.wait_stopped());
-  // No space at all: the metrics rows of steps 22-39 (~8 KB) cross a page
-  // of metrics.jsonl before the next checkpoint is due.
-  disk.fill(0);
-  job.resume();
-  const CommandResult full = job.wait();
-  EXPECT_EQ(full.exit_code, 1) << full.err;
-  EXPECT_NE(last_line(full.err).find("No space left on device"), std::string::npos) << full.err;
-  EXPECT_NE(last_line(full.err).find(out + "/metrics.jsonl"), std::string::npos) << full.err;
-  expect_whole_metric_lines(out + "/metrics.jsonl");
-  EXPECT_EQ(latest(out), "step-00000020\n");
+  // With TensorBoard off the metrics file meets the full disk; with it on,
+  // whichever of the two crosses a page first.
+  for (const bool tensorboard : {false, true}) {
+    SmallFilesystem disk(8 << 20);
+    const std::string flags = fmt::format("--set train.steps=40 --set checkpoint.every_steps=20 --set logging.tensorboard={}",
+                                          tensorboard);
+    const std::string straight = run.dir.file(fmt::format("straight-{}", tensorboard)), out = disk.file("run");
+    ASSERT_EQ(run.train(straight, flags).exit_code, 0);
+    Spawned job(spawn_command(run, out, flags, "CPT_TEST_RAISE_AT_STEP=21:STOP"));
+    ASSERT_TRUE(job.wait_stopped());
+    // No space at all: the metrics rows of steps 22-39 (~8 KB) cross a page
+    // of metrics.jsonl before the next checkpoint is due.
+    disk.fill(0);
+    job.resume();
+    const CommandResult full = job.wait();
+    EXPECT_EQ(full.exit_code, 1) << full.err;
+    const std::string error = last_line(full.err);
+    EXPECT_NE(error.find("No space left on device"), std::string::npos) << full.err;
+    const bool names_metrics = error.find(out + "/metrics.jsonl") != std::string::npos;
+    const bool names_events = error.find(out + "/tensorboard/events.out.tfevents.") != std::string::npos;
+    EXPECT_TRUE(tensorboard ? names_metrics || names_events : names_metrics) << full.err;
+    expect_whole_metric_lines(out + "/metrics.jsonl");
+    EXPECT_EQ(latest(out), "step-00000020\n");
 
-  disk.unfill();
-  const CommandResult resumed = run.train(out, flags + " --resume auto");
-  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
-  expect_same_run(out, straight, 40);
+    disk.unfill();
+    const CommandResult resumed = run.train(out, flags + " --resume auto");
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    expect_same_run(out, straight, 40);
+  }
 }
 
 TEST(FullDisk, ADirectoryThatBecomesUnwritableMidRunStopsCleanly) {

@@ -18,6 +18,7 @@ struct TorchBatch {
   // document masking before positions move to the device
   // (model::document_segments), so the forward reads nothing back.
   torch::Tensor document_segments;
+  torch::Tensor source;  // (micro_batch) int64: the source each row came from
 };
 
 // Wraps the batch's buffers without copying: the tensors own the moved-in

@@ -24,6 +24,9 @@ class LineAppender {
   LineAppender& operator=(const LineAppender&) = delete;
 
   void append(std::string_view line);  // adds the '\n'
+  // Appends `bytes` as they are, all or nothing, as append() does a line
+  // (binary records: TensorBoard's event files).
+  void append_bytes(std::string_view bytes);
 
  private:
   std::string path_;

@@ -12,4 +12,8 @@ namespace cpt::model {
 // one at the targets, times the upstream gradient over rows).
 at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& targets);
 
+// The same, and each token's loss (rows), detached: the values the mean is
+// taken over, at no extra pass over the logits.
+at::Tensor mean_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, at::Tensor& token_losses);
+
 }  // namespace cpt::model

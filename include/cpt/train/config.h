@@ -82,11 +82,13 @@ struct EvalConfig {
 struct LoggingConfig {
   int64_t every_steps = 10;  // console line and metrics.jsonl row
   double peak_tflops = 0;    // one device's peak for MFU, in the training precision; 0: from the device table, or measured on CPUs
+  bool tensorboard = true;   // <output_dir>/tensorboard/ event files with every metrics.jsonl value
 
   template <class V>
   void fields(V& v) {
     v("every_steps", every_steps);
     v("peak_tflops", peak_tflops);
+    v("tensorboard", tensorboard);
   }
 };
 

@@ -62,6 +62,10 @@ struct StepOptions {
   bool document_mask = false;
   bool stop = false;     // this rank asks all to stop (a signal); summed into StepResult
   StepPhases* phases = nullptr;  // times forward, backward, communication and optimizer
+  // (sources, 2) float64 on the device, or undefined: each source's sum of
+  // token losses and its token count over this rank's rows are added to
+  // it, without a host sync (the batches' `source` says whose rows are whose).
+  at::Tensor source_loss = at::Tensor();
 };
 StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& replicas,
                       std::vector<data::TorchBatch>& micro_batches, const StepOptions& options);

@@ -19,6 +19,7 @@ struct TrainerState {
   nlohmann::json resume_guard; // model shape and seq_len: a resume must not change them
   int64_t optimizer_steps = 0; // updates applied (skipped steps do not count)
   double elapsed_s = 0;        // training wall time up to `step`, over every process that resumed the run
+  nlohmann::json log_window;   // the logging interval's partial sums at `step`, so a resume logs the same means
 };
 
 // The text of state.json for `state`; `world_size` ranks wrote the checkpoint.
