@@ -1,6 +1,7 @@
 // cpt-train eval --checkpoint DIR|RUN [--config RUN.yaml] [--prefix [NAME=]PREFIX]... [--input FILE...]
 //                [--seq-len N] [--batch N] [--max-batches N] [--tokenizer MODEL] [--json]
 
+#include <chrono>
 #include <cstdio>
 #include <fmt/format.h>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "progress.h"
 #include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
 #include "cpt/config/config.h"
@@ -171,9 +173,23 @@ int run_eval(const EvalArgs& args) {
       std::fflush(stdout);
     }
   };
+  ProgressLine progress("eval");
+  const auto start = std::chrono::steady_clock::now();
+  // Windows, rate and ETA of the set being scored.
+  const auto progress_of = [&](const std::string& name) {
+    const auto set_start = std::chrono::steady_clock::now();
+    return [&, name, set_start](int64_t done, int64_t total) {
+      const auto now = std::chrono::steady_clock::now();
+      const double rate = static_cast<double>(done) / std::max(std::chrono::duration<double>(now - set_start).count(), 1e-9);
+      progress.update(fmt::format("{}: {}/{} windows, {:.1f} windows/s, ETA {:.0f}s", name, done, total, rate,
+                                  static_cast<double>(total - done) / std::max(rate, 1e-9)),
+                      std::chrono::duration<double>(now - start).count());
+    };
+  };
   if (!args.inputs.empty()) {
     const std::vector<int64_t> tokens = tokens_of_inputs(args, checkpoint, shape.vocab_size);
-    train::PerplexityResult r = train::perplexity(model, tokens, seq_len, batch);
+    train::PerplexityResult r = train::perplexity(model, tokens, seq_len, batch, progress_of("input"));
+    progress.finish();
     report("input", args.inputs.size() == 1 ? args.inputs.front() : fmt::format("{} files", args.inputs.size()), r);
   } else {
     const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
@@ -186,7 +202,10 @@ int run_eval(const EvalArgs& args) {
         throw InputError(fmt::format("{}: {} tokens are fewer than one window of seq_len + 1 = {}; lower --seq-len",
                                      set.prefix, dataset->tokens(), seq_len + 1));
       }
-      report(set.name, set.prefix, train::evaluate_windows(model, samples, batch, set.max_batches, *group, *device));
+      const train::PerplexityResult r =
+          train::evaluate_windows(model, samples, batch, set.max_batches, *group, *device, progress_of(set.name));
+      progress.finish();
+      report(set.name, set.prefix, r);
     }
   }
   if (args.json) {

@@ -23,7 +23,8 @@ model::Llama load_model(const std::string& dir) {
   return llama;
 }
 
-PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch) {
+PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch,
+                            const EvalProgress& on_batch) {
   torch::NoGradGuard no_grad;
   PerplexityResult result;
   const auto windows = static_cast<int64_t>(tokens.size() > 0 ? (tokens.size() - 1) / static_cast<size_t>(seq_len) : 0);
@@ -44,6 +45,7 @@ PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tok
     total += torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), target.view({-1}),
                                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                  .item<double>();
+    if (on_batch) on_batch(first + rows, windows);
   }
   result.windows = windows;
   result.tokens = windows * seq_len;
@@ -62,7 +64,8 @@ const char* describe(StopReason reason) {
 }
 
 PerplexityResult evaluate_windows(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch,
-                                  int64_t max_batches, dist::ProcessGroup& group, const backend::Backend& device) {
+                                  int64_t max_batches, dist::ProcessGroup& group, const backend::Backend& device,
+                                  const EvalProgress& on_batch) {
   torch::NoGradGuard no_grad;
   const int64_t seq = set.seq_len();
   const int64_t samples =
@@ -83,6 +86,7 @@ PerplexityResult evaluate_windows(model::Llama& model, const data::SourceSamples
                  .item<double>() *
              static_cast<double>(rows);
     count += rows;
+    if (on_batch) on_batch(std::min(samples, first + rows + micro_batch * (group.size() - 1)), samples);
   }
   auto sums = torch::tensor({total, static_cast<double>(count)}, torch::kDouble);
   group.all_reduce_sum(sums).wait();

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "cpt/backend/autocast.h"
+#include "cpt/dist/env.h"
 #include "cpt/io/hf_checkpoint.h"
 #include "cpt/io/safetensors.h"
 #include "cpt/train/inference.h"
@@ -303,6 +304,31 @@ TEST(Generate, APromptLongerThanTheContextIsRefusedOrTruncatedWithAWarning) {
       "{} generate --checkpoint {} --temperature 0 --max-new-tokens 3 --prompt 'a compiler'", CPT_BINARY, dir.path()));
   EXPECT_EQ(short_prompt.exit_code, 0) << short_prompt.err;
   EXPECT_NE(short_prompt.err.find("stopped: --max-new-tokens reached"), std::string::npos) << short_prompt.err;
+}
+
+// eval's progress line hears every batch once, ending at the total.
+TEST(Evaluate, ProgressHearsEveryBatchUpToTheTotal) {
+  testing::TempDir dir;
+  std::vector<std::vector<int32_t>> docs;
+  for (int d = 0; d < 30; ++d) docs.push_back(std::vector<int32_t>(static_cast<size_t>(10 + d), 3 + d % 90));
+  testing::write_dataset(dir.file("held"), docs);
+  const data::SourceSamples samples("held", std::make_shared<const data::IndexedDataset>(dir.file("held")), 16, 0, false);
+  model::Llama llama(testing::small_gqa_shape());
+  llama->init_weights(4);
+  const auto group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
+  const auto device = backend::select_backend("cpu", 0);
+  for (const int64_t max_batches : {int64_t{0}, int64_t{3}}) {
+    std::vector<std::pair<int64_t, int64_t>> heard;
+    const auto r = evaluate_windows(llama, samples, 4, max_batches, *group, *device,
+                                    [&](int64_t done, int64_t total) { heard.emplace_back(done, total); });
+    const int64_t total = max_batches > 0 ? 12 : samples.samples_per_epoch();
+    ASSERT_EQ(r.windows, total);
+    ASSERT_EQ(static_cast<int64_t>(heard.size()), (total + 3) / 4) << "one call per batch";
+    for (size_t i = 0; i < heard.size(); ++i) {
+      EXPECT_EQ(heard[i].second, total);
+      EXPECT_EQ(heard[i].first, std::min<int64_t>(total, 4 * static_cast<int64_t>(i + 1)));
+    }
+  }
 }
 
 TEST(Training, BadInputsExitTwoWithOneLine) {

@@ -3,6 +3,7 @@
 // continuations. Torch-facing.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,10 @@ struct PerplexityResult {
 
 // Scores `tokens` in non-overlapping windows of seq_len (each window's
 // tokens predict their successors), as llama.cpp's perplexity tool does.
-PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch);
+// `on_batch` (optional) hears (windows scored, windows in all) after each batch.
+using EvalProgress = std::function<void(int64_t done, int64_t total)>;
+PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch,
+                            const EvalProgress& on_batch = {});
 
 // The in-training evaluation: the mean token loss over the first
 // max_batches micro-batches of `set`'s windows (all of them when
@@ -33,7 +37,8 @@ PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tok
 // `cpt-train eval` of a run's eval sets calls the same function, so it
 // reproduces the logged values.
 PerplexityResult evaluate_windows(model::Llama& model, const data::SourceSamples& set, int64_t micro_batch,
-                                  int64_t max_batches, dist::ProcessGroup& group, const backend::Backend& device);
+                                  int64_t max_batches, dist::ProcessGroup& group, const backend::Backend& device,
+                                  const EvalProgress& on_batch = {});
 
 struct SamplingOptions {
   int64_t max_new_tokens = 128;
