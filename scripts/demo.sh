@@ -5,7 +5,8 @@
 #   2. pre-trains a tiny base on general text only (runs/tiny-base);
 #   3. continues pre-training that base on the domain with 20% general
 #      replay (configs/tiny.yaml, runs/tiny);
-#   4. prints domain and general held-out loss before and after the CPT.
+#   4. prints domain and general held-out loss before and after the CPT;
+#   5. writes the run's report, runs/tiny/report.html.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x build/cpt-train ]] || scripts/build.sh
@@ -33,3 +34,5 @@ for name in ("computing", "general"):
     print(f"  {name:<14} {before[key]:>12.3f} {after[key]:>11.3f}")
 print(f"(steps {before['step']} -> {after['step']}; the domain loss falls, the general loss shows any forgetting)")
 PY
+build/cpt-train report runs/tiny
+echo "report: runs/tiny/report.html (curves per source and eval set, the mix, the checkpoints; open it offline)"

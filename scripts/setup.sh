@@ -27,6 +27,8 @@ packages=(
   zlib1g-dev libzstd-dev zstd gzip bc time
   # Real English and computing-domain text for the demo and data tests.
   dict-gcide dict-foldoc
+  # The run report's test opens the page in a real headless browser.
+  chromium
 )
 
 sudo=""

@@ -65,7 +65,7 @@ int run(int argc, char** argv) {
 
     std::vector<Command> commands = {
         add_train_command(app),    add_tokenize_command(app), add_data_command(app),    add_eval_command(app),
-        add_generate_command(app), add_merge_command(app),    add_version_command(app),
+        add_generate_command(app), add_merge_command(app),    add_report_command(app),  add_version_command(app),
     };
 
     // A misspelt subcommand ("tokenise") would otherwise be taken as stray

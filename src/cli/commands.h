@@ -42,5 +42,6 @@ Command add_eval_command(CLI::App& parent);
 Command add_generate_command(CLI::App& parent);
 Command add_merge_command(CLI::App& parent);
 Command add_version_command(CLI::App& parent);
+Command add_report_command(CLI::App& parent);
 
 }  // namespace cpt::cli

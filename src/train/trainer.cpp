@@ -726,6 +726,8 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       std::vector<std::pair<std::string, double>> source_losses;
       for (size_t s = 0; s < sources.sources.size(); ++s) {
         const double tokens = per_source[static_cast<int64_t>(s)][1].item<double>();
+        // The interval's tokens from each source: the realised mix.
+        row["train/" + sources.sources[s]->name() + "/tokens"] = static_cast<int64_t>(tokens);
         if (tokens > 0) {
           source_losses.emplace_back(sources.sources[s]->name(),
                                      per_source[static_cast<int64_t>(s)][0].item<double>() / tokens);

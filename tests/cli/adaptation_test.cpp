@@ -130,5 +130,35 @@ TEST(TensorBoard, ShowsEveryMetricOnceAcrossAResume) {
   EXPECT_GT(values, 200u);
 }
 
+// The run report in a real browser: it loads without a console error and
+// every chart draws something.
+TEST(Report, LoadsInChromiumWithEveryChartDrawn) {
+  ASSERT_EQ(testing::run_command("command -v chromium").exit_code, 0) << "chromium is missing: run scripts/setup.sh";
+  SmallRun run;
+  const std::string out = run.dir.file("out");
+  ASSERT_EQ(run.train(out).exit_code, 0);
+  const auto report = testing::run_command(fmt::format("{} report {}", CPT_BINARY, out));
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_NE(report.err.find("wrote " + out + "/report.html: 6 charts from"), std::string::npos) << report.err;
+  const std::string html = testing::read_file(out + "/report.html");
+  EXPECT_EQ(html.find("http://"), std::string::npos) << "nothing is fetched";
+  EXPECT_EQ(html.find("https://"), std::string::npos) << "nothing is fetched";
+  const auto browser = testing::run_command(fmt::format(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 --dump-dom file://{}/report.html",
+      out));
+  ASSERT_EQ(browser.exit_code, 0) << browser.err;
+  EXPECT_NE(browser.out.find("data-charts=\"6\" data-drawn=\"6\""), std::string::npos) << browser.out.substr(0, 400);
+  for (const char* problem : {"Uncaught", "chart drew nothing"}) {
+    EXPECT_EQ(browser.err.find(problem), std::string::npos) << browser.err;
+  }
+  // The realised mix and the checkpoints are on the page.
+  EXPECT_NE(html.find("data mix: configured"), std::string::npos);
+  EXPECT_NE(html.find("step-00000020 (latest)"), std::string::npos);
+  // A run that has logged nothing is an error naming the file.
+  const auto empty = testing::run_command(fmt::format("{} report {}", CPT_BINARY, run.dir.path()));
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_NE(empty.err.find(run.dir.file("metrics.jsonl") + "' is missing"), std::string::npos) << empty.err;
+}
+
 }  // namespace
 }  // namespace cpt
