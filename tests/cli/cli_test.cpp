@@ -113,7 +113,7 @@ TEST(Cli, RealRunRefusesMissingInputs) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* sub : {"", "train", "tokenize", "data", "data inspect", "data preview", "eval", "generate", "merge",
+  for (const char* sub : {"", "train", "tokenize", "data", "data inspect", "data preview", "eval", "generate", "merge", "report",
                           "version"}) {
     const CommandResult r = cpt_train(std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub << ": " << r.err;
