@@ -28,7 +28,7 @@ packages=(
   # Real English and computing-domain text for the demo and data tests.
   dict-gcide dict-foldoc
   # The run report's test opens the page in a real headless browser.
-  chromium
+  chromium fonts-liberation
 )
 
 sudo=""
