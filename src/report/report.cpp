@@ -242,7 +242,8 @@ ReportSummary write_report(const std::string& run_dir, const std::string& output
     for (const auto& e : config->data.eval) eval_sets.push_back(e.name);
   } else {
     for (const auto& row : rows) {
-      for (const auto& [key, value] : row.items()) {
+      for (auto item = row.begin(); item != row.end(); ++item) {
+        const std::string key = item.key();  // not a structured binding: clang 14 cannot capture one
         const auto add = [&](std::vector<std::string>& names, const std::string& prefix) {
           if (key.rfind(prefix, 0) == 0 && key.size() > prefix.size() + 5 && key.substr(key.size() - 5) == "/loss") {
             const std::string name = key.substr(prefix.size(), key.size() - prefix.size() - 5);
