@@ -95,7 +95,8 @@ int run(int argc, char** argv) {
     for (const Command& command : commands) {
       const std::string name = command.app->get_name();
       // version reports the threads a run would use.
-      runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate" || name == "version");
+      runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate" || name == "version" ||
+                                             name == "merge");
     }
     if (runs_model) backend::configure_cpu_threads();
 

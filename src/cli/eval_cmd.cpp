@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "eval_sets.h"
 #include "progress.h"
 #include "cpt/backend/backend.h"
 #include "cpt/common/error.h"
@@ -98,27 +99,6 @@ std::optional<config::Config> run_config(const EvalArgs& args, const std::string
   }
 }
 
-// Ids past the embedding table would index out of it.
-void check_vocabulary(const data::IndexedDataset& dataset, const std::string& prefix, int64_t vocab_size) {
-  std::vector<int64_t> chunk(1 << 20);
-  for (int64_t offset = 0; offset < dataset.tokens(); offset += static_cast<int64_t>(chunk.size())) {
-    const int64_t count = std::min<int64_t>(static_cast<int64_t>(chunk.size()), dataset.tokens() - offset);
-    dataset.read_tokens(offset, count, chunk.data());
-    for (int64_t i = 0; i < count; ++i) {
-      if (chunk[static_cast<size_t>(i)] < 0 || chunk[static_cast<size_t>(i)] >= vocab_size) {
-        throw InputError(fmt::format("{}: token id {} is outside the model's vocabulary of {}", prefix,
-                                     chunk[static_cast<size_t>(i)], vocab_size));
-      }
-    }
-  }
-}
-
-struct EvalSet {
-  std::string name;
-  std::string prefix;
-  int64_t max_batches = 0;  // 0: every window
-};
-
 int run_eval(const EvalArgs& args) {
   const std::string checkpoint = io::resolve_model_dir(args.checkpoint);
   if (checkpoint != args.checkpoint) spdlog::info("evaluating {}", checkpoint);
@@ -156,7 +136,7 @@ int run_eval(const EvalArgs& args) {
                                    "with data.eval sets ({} keeps no run config)",
                                    checkpoint));
     }
-    for (const auto& e : run->data.eval) sets.push_back({e.name, e.prefix, e.max_batches});
+    sets = run_eval_sets(*run);
   }
   if (args.max_batches >= 0) {
     for (auto& set : sets) set.max_batches = args.max_batches;
@@ -175,35 +155,19 @@ int run_eval(const EvalArgs& args) {
   };
   ProgressLine progress("eval");
   const auto start = std::chrono::steady_clock::now();
-  // Windows, rate and ETA of the set being scored.
-  const auto progress_of = [&](const std::string& name) {
-    const auto set_start = std::chrono::steady_clock::now();
-    return [&, name, set_start](int64_t done, int64_t total) {
-      const auto now = std::chrono::steady_clock::now();
-      const double rate = static_cast<double>(done) / std::max(std::chrono::duration<double>(now - set_start).count(), 1e-9);
-      progress.update(fmt::format("{}: {}/{} windows, {:.1f} windows/s, ETA {:.0f}s", name, done, total, rate,
-                                  static_cast<double>(total - done) / std::max(rate, 1e-9)),
-                      std::chrono::duration<double>(now - start).count());
-    };
-  };
   if (!args.inputs.empty()) {
     const std::vector<int64_t> tokens = tokens_of_inputs(args, checkpoint, shape.vocab_size);
-    train::PerplexityResult r = train::perplexity(model, tokens, seq_len, batch, progress_of("input"));
+    train::PerplexityResult r = train::perplexity(model, tokens, seq_len, batch, eval_progress(progress, "input", start));
     progress.finish();
     report("input", args.inputs.size() == 1 ? args.inputs.front() : fmt::format("{} files", args.inputs.size()), r);
   } else {
     const std::unique_ptr<dist::ProcessGroup> group = dist::ProcessGroup::connect(dist::LaunchEnv{}, dist::Config{});
     const std::unique_ptr<backend::Backend> device = backend::select_backend("cpu", 0);
     for (const EvalSet& set : sets) {
-      auto dataset = std::make_shared<const data::IndexedDataset>(set.prefix);
-      check_vocabulary(*dataset, set.prefix, shape.vocab_size);
-      const data::SourceSamples samples(set.name, dataset, seq_len, 0, /*shuffle=*/false);
-      if (samples.samples_per_epoch() == 0) {
-        throw InputError(fmt::format("{}: {} tokens are fewer than one window of seq_len + 1 = {}; lower --seq-len",
-                                     set.prefix, dataset->tokens(), seq_len + 1));
-      }
+      const auto samples = open_eval_set(set, seq_len, shape.vocab_size);
       const train::PerplexityResult r =
-          train::evaluate_windows(model, samples, batch, set.max_batches, *group, *device, progress_of(set.name));
+          train::evaluate_windows(model, *samples, batch, set.max_batches, *group, *device,
+                                  eval_progress(progress, set.name, start));
       progress.finish();
       report(set.name, set.prefix, r);
     }

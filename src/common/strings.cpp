@@ -26,6 +26,13 @@ std::vector<std::string> split(std::string_view text, char separator) {
   }
 }
 
+std::string trim(std::string_view text) {
+  const size_t begin = text.find_first_not_of(" \t\r\n\f\v");
+  if (begin == std::string_view::npos) return {};
+  const size_t end = text.find_last_not_of(" \t\r\n\f\v");
+  return std::string(text.substr(begin, end - begin + 1));
+}
+
 size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;

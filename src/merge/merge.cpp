@@ -357,54 +357,40 @@ void copy_tokenizer(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-MergeReport merge_models(const MergeOptions& options, const std::function<void(const MergeProgress&)>& on_progress) {
+namespace {
+
+// Every model directory the config reads.
+std::vector<std::string> input_dirs(const MergeConfig& config) {
+  std::vector<std::string> dirs;
+  if (!config.base_model.empty()) dirs.push_back(config.base_model);
+  for (const auto& m : config.models) dirs.push_back(m.model);
+  for (const auto& slice : config.slices) {
+    if (!slice.base_model.empty()) dirs.push_back(slice.base_model);
+    for (const auto& source : slice.sources) dirs.push_back(source.model);
+  }
+  return dirs;
+}
+
+nlohmann::json merged_model_config(const Planner& planner, io::Dtype dtype) {
+  nlohmann::json model_config = planner.models().at(planner.base_dir())->config();
+  model_config["num_hidden_layers"] = planner.layers_out();
+  model_config["torch_dtype"] = io::torch_dtype_name(dtype);
+  return model_config;
+}
+
+// Receives each merged chunk of an output tensor (from worker threads).
+using ChunkWriter = std::function<void(const io::TensorSpec& out, int64_t offset, const float* values, int64_t count)>;
+
+// Merges every planned tensor in order, handing the values to `write`.
+MergeReport run_plan(const MethodInfo& method, std::vector<PlannedTensor>& plan, const MergeOptions& options,
+                     const std::function<void(const io::TensorSpec&)>& begin_tensor, const ChunkWriter& write,
+                     const MergeProgressFn& on_progress) {
   const auto start = std::chrono::steady_clock::now();
-  const MergeConfig config = load_merge_config(options.config);
-  const MethodInfo& method = find_method(config.merge_method);
-  Planner planner(config, method);
-  std::vector<PlannedTensor> plan = planner.plan();
-
-  // The output must not clobber an input or an existing directory's files.
-  const std::string output = canonical(options.output);
-  for (const auto& [dir, model] : planner.models()) {
-    const std::string input = canonical(dir);
-    if (output == input || output.rfind(input + "/", 0) == 0) {
-      throw InputError(fmt::format("--output '{}' is inside input model '{}'; choose another directory", options.output, dir));
-    }
-  }
-  if (fs::exists(output) && !(fs::is_directory(output) && fs::is_empty(output))) {
-    throw InputError(fmt::format("--output '{}' exists and is not empty; remove it or choose another directory", options.output));
-  }
-  const fs::path parent = fs::path(output).parent_path();
-  std::error_code error;
-  fs::create_directories(parent, error);
-  if (error || ::access(parent.c_str(), W_OK) != 0) {
-    throw InputError(fmt::format("--output '{}': cannot write into '{}'", options.output, parent.string()));
-  }
-
-  std::string tokenizer_dir = planner.base_dir();
-  if (!config.tokenizer_source.empty() && config.tokenizer_source != "base") tokenizer_dir = config.tokenizer_source;
-  if (!fs::is_directory(tokenizer_dir)) {
-    throw InputError(fmt::format("{}: tokenizer_source '{}' is not a directory", config.source, tokenizer_dir));
-  }
-
-  PartialDir partial(fmt::format("{}.partial-{}", output, ::getpid()));
-  std::vector<io::TensorSpec> specs;
-  for (const auto& p : plan) specs.push_back(p.out);
-  const auto shards = io::plan_shards(specs, options.max_shard_size);
-  std::vector<std::unique_ptr<io::SafetensorsWriter>> writers;
-  std::map<std::string, io::SafetensorsWriter*> writer_of;
-  for (size_t s = 0; s < shards.size(); ++s) {
-    writers.push_back(std::make_unique<io::SafetensorsWriter>(
-        (fs::path(partial.path()) / io::shard_file_name(s, shards.size())).string(), shards[s]));
-    for (const auto& spec : shards[s]) writer_of[spec.name] = writers.back().get();
-  }
-
   const int threads = options.threads > 0 ? options.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   MergeReport report;
   MergeProgress progress;
   progress.tensors_total = static_cast<int64_t>(plan.size());
-  for (const auto& spec : specs) progress.bytes_total += spec.nbytes();
+  for (const auto& p : plan) progress.bytes_total += p.out.nbytes();
   // Mapped input pages count in the resident set. A tensor whose inputs
   // together fit in twice the largest tensor keeps them mapped across the
   // method's passes and drops them when done; larger ones drop every chunk
@@ -434,16 +420,10 @@ MergeReport merge_models(const MergeOptions& options, const std::function<void(c
         }
       };
     }
-    io::SafetensorsWriter* writer = writer_of.at(p.out.name);
-    const io::Dtype out_dtype = p.out.dtype;
-    const size_t out_element = io::dtype_bits(out_dtype) / 8;
-    const std::string name = p.out.name;
-    run_merge(method, task, [&](int64_t offset, const float* values, int64_t count) {
-      thread_local std::vector<uint8_t> converted;
-      converted.resize(static_cast<size_t>(count) * out_element);
-      io::from_f32(out_dtype, values, converted.data(), static_cast<size_t>(count));
-      writer->write(name, static_cast<size_t>(offset) * out_element, converted.data(), converted.size());
-    }, threads);
+    if (begin_tensor) begin_tensor(p.out);
+    const io::TensorSpec& out = p.out;
+    run_merge(method, task, [&](int64_t offset, const float* values, int64_t count) { write(out, offset, values, count); },
+              threads);
     for (size_t i = 0; i < task.inputs.size(); ++i) {
       const io::HfModel::Tensor tensor = p.models[i]->find(p.input_names[i]);
       tensor.file->check_intact();  // an input truncated by another program while it was merged
@@ -454,24 +434,118 @@ MergeReport merge_models(const MergeOptions& options, const std::function<void(c
     progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (on_progress) on_progress(progress);
   }
+  report.tensors = static_cast<int64_t>(plan.size());
+  report.output_bytes = progress.bytes_total;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace
+
+void check_merge_output(const MergeConfig& config, const std::string& requested) {
+  // The output must not clobber an input or an existing directory's files.
+  const std::string output = canonical(requested);
+  for (const auto& dir : input_dirs(config)) {
+    const std::string input = canonical(dir);
+    if (output == input || output.rfind(input + "/", 0) == 0) {
+      throw InputError(fmt::format("--output '{}' is inside input model '{}'; choose another directory", requested, dir));
+    }
+  }
+  if (fs::exists(output) && !(fs::is_directory(output) && fs::is_empty(output))) {
+    throw InputError(fmt::format("--output '{}' exists and is not empty; remove it or choose another directory", requested));
+  }
+  const fs::path parent = fs::path(output).parent_path();
+  std::error_code error;
+  fs::create_directories(parent, error);
+  if (error || ::access(parent.c_str(), W_OK) != 0) {
+    throw InputError(fmt::format("--output '{}': cannot write into '{}'", requested, parent.string()));
+  }
+}
+
+MergeReport merge_models(const MergeOptions& options, const MergeProgressFn& on_progress) {
+  return merge_models(load_merge_config(options.config), options, on_progress);
+}
+
+MergeReport merge_models(const MergeConfig& config, const MergeOptions& options, const MergeProgressFn& on_progress) {
+  const auto start = std::chrono::steady_clock::now();
+  const MethodInfo& method = find_method(config.merge_method);
+  Planner planner(config, method);
+  std::vector<PlannedTensor> plan = planner.plan();
+  check_merge_output(config, options.output);
+  const std::string output = canonical(options.output);
+
+  std::string tokenizer_dir = planner.base_dir();
+  if (!config.tokenizer_source.empty() && config.tokenizer_source != "base") tokenizer_dir = config.tokenizer_source;
+  if (!fs::is_directory(tokenizer_dir)) {
+    throw InputError(fmt::format("{}: tokenizer_source '{}' is not a directory", config.source, tokenizer_dir));
+  }
+
+  PartialDir partial(fmt::format("{}.partial-{}", output, ::getpid()));
+  std::vector<io::TensorSpec> specs;
+  for (const auto& p : plan) specs.push_back(p.out);
+  const auto shards = io::plan_shards(specs, options.max_shard_size);
+  std::vector<std::unique_ptr<io::SafetensorsWriter>> writers;
+  std::map<std::string, io::SafetensorsWriter*> writer_of;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    writers.push_back(std::make_unique<io::SafetensorsWriter>(
+        (fs::path(partial.path()) / io::shard_file_name(s, shards.size())).string(), shards[s]));
+    for (const auto& spec : shards[s]) writer_of[spec.name] = writers.back().get();
+  }
+
+  MergeReport report = run_plan(method, plan, options, {}, [&](const io::TensorSpec& out, int64_t offset, const float* values, int64_t count) {
+    const size_t element = io::dtype_bits(out.dtype) / 8;
+    thread_local std::vector<uint8_t> converted;
+    converted.resize(static_cast<size_t>(count) * element);
+    io::from_f32(out.dtype, values, converted.data(), static_cast<size_t>(count));
+    writer_of.at(out.name)->write(out.name, static_cast<size_t>(offset) * element, converted.data(), converted.size());
+  }, on_progress);
   for (auto& writer : writers) writer->finish();
   if (shards.size() > 1) {
     io::write_file_atomic((fs::path(partial.path()) / "model.safetensors.index.json").string(), io::shard_index_json(shards));
   }
-  nlohmann::json model_config = planner.models().at(planner.base_dir())->config();
-  model_config["num_hidden_layers"] = planner.layers_out();
-  model_config["torch_dtype"] = io::torch_dtype_name(specs.front().dtype);
-  io::write_file_atomic((fs::path(partial.path()) / "config.json").string(), model_config.dump(2) + "\n");
+  io::write_file_atomic((fs::path(partial.path()) / "config.json").string(),
+                        merged_model_config(planner, specs.front().dtype).dump(2) + "\n");
   const fs::path generation = fs::path(planner.base_dir()) / "generation_config.json";
   if (fs::exists(generation)) fs::copy_file(generation, fs::path(partial.path()) / "generation_config.json");
   copy_tokenizer(tokenizer_dir, partial.path());
   if (fs::exists(output)) fs::remove(output);  // an empty directory
   partial.commit_as(output);
 
-  report.tensors = static_cast<int64_t>(plan.size());
-  report.output_bytes = progress.bytes_total;
   report.shards = shards.size();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+MergePlan plan_merge(const MergeConfig& config) {
+  Planner planner(config, find_method(config.merge_method));
+  const std::vector<PlannedTensor> plan = planner.plan();
+  MergePlan out;
+  for (const auto& p : plan) out.tensors.push_back(p.out);
+  out.model_config = merged_model_config(planner, out.tensors.front().dtype);
+  return out;
+}
+
+MergeReport merge_into(const MergeConfig& config, const MergeOptions& options, const TensorDestination& destination,
+                       const MergeProgressFn& on_progress) {
+  const MethodInfo& method = find_method(config.merge_method);
+  Planner planner(config, method);
+  std::vector<PlannedTensor> plan = planner.plan();
+  std::map<std::string, float*> target;  // filled before the tensor's workers start
+  MergeReport report = run_plan(method, plan, options, [&](const io::TensorSpec& out) {
+    target[out.name] = destination(out);
+  }, [&](const io::TensorSpec& out, int64_t offset, const float* values, int64_t count) {
+    float* into = target.at(out.name) + offset;
+    if (out.dtype == io::Dtype::kF32) {
+      std::copy(values, values + count, into);
+      return;
+    }
+    // Through the output dtype and back, as the file would hold it.
+    const size_t element = io::dtype_bits(out.dtype) / 8;
+    thread_local std::vector<uint8_t> converted;
+    converted.resize(static_cast<size_t>(count) * element);
+    io::from_f32(out.dtype, values, converted.data(), static_cast<size_t>(count));
+    io::to_f32(out.dtype, converted.data(), into, static_cast<size_t>(count));
+  }, on_progress);
   return report;
 }
 

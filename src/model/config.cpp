@@ -69,6 +69,11 @@ Shape read_hf_config(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw InputError(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
   }
+  return hf_config_shape(json, path);
+}
+
+Shape hf_config_shape(const nlohmann::json& parsed, const std::string& path) {
+  nlohmann::json json = parsed;  // rope_parameters' theta is folded in below
   if (!json.is_object()) throw InputError(fmt::format("'{}' must hold a JSON object", path));
   if (json.contains("model_type") && json["model_type"] != "llama") {
     throw InputError(fmt::format("'{}' has model_type {}; cpt-train trains Llama models (model_type \"llama\")",

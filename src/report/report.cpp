@@ -228,6 +228,70 @@ charts.forEach(function(chart){var ok=false;chart.querySelectorAll('.series').fo
 if(ok)drawn++;else console.error('chart drew nothing: '+chart.getAttribute('aria-label'));});
 document.body.setAttribute('data-charts',String(charts.length));document.body.setAttribute('data-drawn',String(drawn));});)";
 
+// The tables `merge --sweep` saved beside the run: a chart of each eval
+// set's loss against t and the table, with the point --pick chose.
+std::vector<std::pair<std::string, std::string>> sweep_sections(const std::string& run_dir) {
+  const fs::path dir = fs::path(run_dir) / "sweeps";
+  std::vector<fs::path> files;
+  if (fs::is_directory(dir)) {
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (entry.is_regular_file() && entry.path().extension() == ".json") files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::pair<std::string, std::string>> out;  // chart, table
+  for (const auto& file : files) {
+    try {
+      std::ifstream in(file);
+      const nlohmann::json sweep = nlohmann::json::parse(in);
+      const auto sets = sweep.at("sets").get<std::vector<std::string>>();
+      std::vector<Series> lines;
+      for (const auto& set : sets) lines.push_back({set, {}, false});
+      const std::optional<double> picked =
+          sweep.contains("pick") && sweep["pick"].contains("t") ? std::optional(sweep["pick"]["t"].get<double>()) : std::nullopt;
+      std::string table = "<table><tr><th>t</th>";
+      for (const auto& set : sets) table += fmt::format("<th>{}</th>", escape(set));
+      table += "</tr>\n";
+      for (const auto& point : sweep.at("points")) {
+        const double t = point.at("t").get<double>();
+        table += fmt::format("<tr><td>{:g}{}</td>", t, picked == t ? " (picked)" : "");
+        for (size_t i = 0; i < sets.size(); ++i) {
+          const double loss = point.at("loss").at(sets[i]).get<double>();
+          lines[i].points.emplace_back(t, loss);
+          table += fmt::format("<td>{:.4f}</td>", loss);
+        }
+        table += "</tr>\n";
+      }
+      table += "</table>\n";
+      const std::string method = sweep.at("merge_method").get<std::string>();
+      std::string note = fmt::format("{} ({}): t = 0 is {}, t = 1 is {}; t sets {}.", escape(file.filename().string()),
+                                     escape(method), escape(sweep.at("t0").get<std::string>()),
+                                     escape(sweep.at("t1").get<std::string>()), escape(sweep.value("t_sets", "t")));
+      if (sweep.contains("pick")) {
+        note += fmt::format(" --pick \"{}\": {}.", escape(sweep["pick"].value("rule", "")),
+                            picked ? fmt::format("t = {:g}, written to {}", *picked, escape(sweep["pick"].value("output", "")))
+                                   : std::string("no point met it"));
+      }
+      // One chart per set: the sets' losses differ in scale, and the
+      // general set's few hundredths are the point of the sweep.
+      std::string charts;
+      for (const auto& line : lines) {
+        std::vector<Series> chart{line};
+        const double base = line.points.front().second;
+        chart.push_back({fmt::format("base model (t = {:g})", line.points.front().first), {{line.points.front().first, base}, {line.points.back().first, base}}, true});
+        for (const auto& [t, loss] : line.points) {
+          if (picked == t) chart.push_back({fmt::format("picked, t = {:g}", t), {{t, loss}}, false});
+        }
+        charts += line_chart(fmt::format("merge sweep {} ({}): {} loss", file.stem().string(), method, line.name), "t", chart);
+      }
+      out.emplace_back(charts, fmt::format("<p class=\"note\">{}</p>\n{}", note, table));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(fmt::format("'{}' is not a sweep table of cpt-train merge --sweep: {}", file.string(), e.what()));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 ReportSummary write_report(const std::string& run_dir, const std::string& output) {
@@ -362,6 +426,14 @@ ReportSummary write_report(const std::string& run_dir, const std::string& output
     html += fmt::format("<h2>Data mix</h2>\n<div class=\"narrow\">{}</div>\n<p class=\"note\">{}</p>\n", mix_svg,
                         escape(epochs));
     ++chart_count;
+  }
+  const auto sweeps = sweep_sections(run_dir);
+  if (!sweeps.empty()) {
+    html += "<h2>Merge sweeps</h2>\n";
+    for (const auto& [sweep_charts, sweep_table] : sweeps) {
+      html += fmt::format("<div class=\"grid-2\">{}</div>\n{}", sweep_charts, sweep_table);
+      for (size_t at = sweep_charts.find("<svg"); at != std::string::npos; at = sweep_charts.find("<svg", at + 1)) ++chart_count;
+    }
   }
   if (!table.empty()) {
     html += "<h2>Checkpoints</h2>\n<table><tr><th>checkpoint</th><th>tokens</th><th>training time</th><th>size</th></tr>\n" +

@@ -11,6 +11,8 @@ namespace cpt {
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
 std::vector<std::string> split(std::string_view text, char separator);
+// Without leading and trailing blanks.
+std::string trim(std::string_view text);
 
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);

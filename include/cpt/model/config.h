@@ -3,6 +3,7 @@
 // Hugging Face's config.json names so users can copy them across.
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +77,9 @@ void Config::fields(V& v) {
 // Reads a Hugging Face LlamaForCausalLM config.json. Absent optional keys get
 // transformers' LlamaConfig defaults. Throws InputError naming the file.
 Shape read_hf_config(const std::string& config_json_path);
+// The same for a config.json already parsed (a merge's, before it is
+// written); `source` names it in errors.
+Shape hf_config_shape(const nlohmann::json& config_json, const std::string& source);
 
 // Fills config.shape: preset, then explicit sizes, then checks against
 // init_from's config.json, which alone defines the shape when neither is

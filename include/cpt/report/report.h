@@ -3,9 +3,10 @@
 // charts inline, nothing fetched) with the curves a CPT run is judged by:
 // training loss per source, each eval set's loss against tokens beside its
 // step-0 (base model) value, learning rate, throughput and MFU, the
-// realised mix against the configured weights, and the checkpoints.
-// Pure C++: it reads metrics.jsonl, config.resolved.yaml and the
-// checkpoints' state files.
+// realised mix against the configured weights, the checkpoints, and the
+// tables of any `merge --sweep` saved beside the run (RUN_DIR/sweeps/).
+// Pure C++: it reads metrics.jsonl, config.resolved.yaml, the checkpoints'
+// state files and the sweep tables.
 
 #include <string>
 
