@@ -6,7 +6,10 @@
 #   3. continues pre-training that base on the domain with 20% general
 #      replay (configs/tiny.yaml, runs/tiny);
 #   4. prints domain and general held-out loss before and after the CPT;
-#   5. writes the run's report, runs/tiny/report.html.
+#   5. sweeps a SLERP merge of the base and the CPT model over t = 0…1 on
+#      both eval sets and writes the best domain model whose general loss
+#      stays within 1% of the base's (runs/tiny-merged);
+#   6. writes the run's report, runs/tiny/report.html, sweep included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x build/cpt-train ]] || scripts/build.sh
@@ -34,5 +37,21 @@ for name in ("computing", "general"):
     print(f"  {name:<14} {before[key]:>12.3f} {after[key]:>11.3f}")
 print(f"(steps {before['step']} -> {after['step']}; the domain loss falls, the general loss shows any forgetting)")
 PY
+cat > runs/tiny-slerp.yaml <<'YAML'
+# The tiny base and its CPT, merged as mergekit would (the sweep sets t).
+merge_method: slerp
+base_model: runs/tiny-base
+models:
+  - model: runs/tiny-base
+  - model: runs/tiny
+parameters:
+  t: 0.5
+YAML
+rm -rf runs/tiny-merged
+echo
+build/cpt-train merge --config runs/tiny-slerp.yaml --sweep --eval-config configs/tiny.yaml \
+  --pick "general <= base + 1%" --output runs/tiny-merged
+
 build/cpt-train report runs/tiny
-echo "report: runs/tiny/report.html (curves per source and eval set, the mix, the checkpoints; open it offline)"
+echo "report: runs/tiny/report.html (curves per source and eval set, the mix, the checkpoints, the merge sweep; open it offline)"
+echo "sweep table: runs/tiny/sweeps/tiny-slerp.json; picked merge: runs/tiny-merged"

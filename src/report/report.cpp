@@ -216,7 +216,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}.note{color
 .grid-2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
 .narrow{max-width:660px}svg.chart{width:100%;height:auto;background:#fff;border:1px solid #ddd;border-radius:4px}
 svg .grid{stroke:#eee}svg .axis{stroke:#888}svg .tick{font-size:11px;fill:#555}
-svg .title{font-size:13px;font-weight:600;fill:#222}svg .label{font-size:12px;fill:#444}svg .legend{font-size:12px}
+svg .title{font-size:13px;font-weight:600;fill:#222}svg .label{font-size:12px;fill:#444}svg .legend{font-size:12px;paint-order:stroke;stroke:#fff;stroke-width:4px;stroke-linejoin:round}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:4px 12px;text-align:right}th{background:#f6f6f6}
 td:first-child,th:first-child{text-align:left})";
 
