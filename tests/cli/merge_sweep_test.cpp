@@ -139,6 +139,14 @@ TEST(MergeSweep, PickWritesTheLowestDomainLossWithinTheBoundAndTheReportShowsIt)
   EXPECT_NE(html.find("merge sweep slerp (slerp): domain loss"), std::string::npos);
   EXPECT_NE(html.find("merge sweep slerp (slerp): general loss"), std::string::npos);
   EXPECT_NE(html.find(fmt::format("<td>{:g} (picked)</td>", expected)), std::string::npos);
+  // Drawn in a real browser: the run's 6 charts and the sweep's 2.
+  EXPECT_NE(report.err.find("8 charts"), std::string::npos) << report.err;
+  const auto browser = run_command(fmt::format(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 --dump-dom file://{}/report.html",
+      f.out));
+  ASSERT_EQ(browser.exit_code, 0) << browser.err;
+  EXPECT_NE(browser.out.find("data-charts=\"8\" data-drawn=\"8\""), std::string::npos) << browser.out.substr(0, 400);
+  EXPECT_EQ(browser.err.find("Uncaught"), std::string::npos) << browser.err;
 }
 
 TEST(MergeSweep, RefusesWhatItCannotDoBeforeAnyWork) {
