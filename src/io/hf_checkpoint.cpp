@@ -30,30 +30,6 @@ std::string shape_text(c10::IntArrayRef shape) { return nlohmann::json(shape.vec
 
 }  // namespace
 
-nlohmann::json llama_config_json(const model::Shape& s, Dtype dtype) {
-  return {{"architectures", {"LlamaForCausalLM"}},
-          {"model_type", "llama"},
-          {"hidden_size", s.hidden_size},
-          {"intermediate_size", s.intermediate_size},
-          {"num_hidden_layers", s.num_hidden_layers},
-          {"num_attention_heads", s.num_attention_heads},
-          {"num_key_value_heads", s.num_key_value_heads},
-          {"vocab_size", s.vocab_size},
-          {"max_position_embeddings", s.max_position_embeddings},
-          {"rms_norm_eps", s.rms_norm_eps},
-          {"rope_theta", s.rope_theta},
-          {"rope_scaling", nullptr},
-          {"hidden_act", "silu"},
-          {"initializer_range", 0.02},
-          {"tie_word_embeddings", false},
-          {"attention_bias", false},
-          {"bos_token_id", 1},
-          {"eos_token_id", 2},
-          // transformers 5 reads "dtype", 4.x "torch_dtype".
-          {"dtype", torch_dtype_name(dtype)},
-          {"torch_dtype", torch_dtype_name(dtype)}};
-}
-
 namespace {
 
 NamedTensors parameters_of(const torch::nn::Module& module) {
@@ -125,7 +101,7 @@ void save_hf_weights(const NamedTensors& named, const model::Shape& shape, const
     writer.finish();
   }
   if (shards.size() > 1) write_file_atomic((fs::path(dir) / "model.safetensors.index.json").string(), shard_index_json(shards));
-  write_file_atomic((fs::path(dir) / "config.json").string(), llama_config_json(shape, dtype).dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / "config.json").string(), model::hf_config_json(shape, torch_dtype_name(dtype)).dump(2) + "\n");
 }
 
 }  // namespace cpt::io

@@ -27,15 +27,24 @@ at::Tensor document_segments(const at::Tensor& positions) {
 
 namespace {
 
-at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
   const bool gqa = k.size(1) != q.size(1);  // GQA inside SDPA: no copies of K and V
-  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
+  const int64_t seq = q.size(2);
+  if (window <= 0 || seq <= window) {
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
+  }
+  // Query i sees keys i - window + 1 .. i, as Mistral's sliding window does.
+  const auto mask = torch::ones({seq, seq}, torch::TensorOptions().dtype(torch::kBool).device(q.device()))
+                        .tril()
+                        .triu(-(window - 1));
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt, gqa);
 }
 
 }  // namespace
 
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& segments) {
-  if (!segments.defined() || segments.numel() == 0) return sdpa_causal(q, k, v);
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& segments,
+                            int64_t window) {
+  if (!segments.defined() || segments.numel() == 0) return sdpa_causal(q, k, v, window);
   const int64_t batch = q.size(0), seq = q.size(2);
   const auto s = segments.contiguous();
   const int64_t* triple = s.data_ptr<int64_t>();
@@ -60,7 +69,7 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
       const int64_t begin = triple[3 * i + 1], end = triple[3 * i + 2];
       TORCH_CHECK(begin == covered && end > begin && end <= seq, "causal_attention: row ", row,
                   "'s documents do not tile [0, ", seq, ")");
-      pieces.push_back(sdpa_causal(qr.slice(2, begin, end), kr.slice(2, begin, end), vr.slice(2, begin, end)));
+      pieces.push_back(sdpa_causal(qr.slice(2, begin, end), kr.slice(2, begin, end), vr.slice(2, begin, end), window));
       covered = end;
     }
     TORCH_CHECK(covered == seq, "causal_attention: row ", row, "'s documents cover ", covered, " of ", seq, " tokens");

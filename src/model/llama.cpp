@@ -11,7 +11,13 @@ namespace cpt::model {
 
 namespace {
 
-torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// Function::apply cannot carry undefined tensors: "none" travels as an
+// empty one.
+torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Tensor() : t; }
 
 // RoPE in HF's convention, x * cos + rotate_half(x) * sin with
 // rotate_half(x1, x2) = (-x2, x1), written as x * cos + (x2, x1) * sin_signed
@@ -92,20 +98,16 @@ struct RMSNormFunction : public torch::autograd::Function<RMSNormFunction> {
 // head_dim), o_proj's input.
 torch::Tensor attention_core(const torch::Tensor& q_proj, const torch::Tensor& k_proj, const torch::Tensor& v_proj,
                              const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& documents,
-                             int64_t heads, int64_t kv_heads, int64_t head_dim) {
+                             int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t window) {
   const int64_t batch = q_proj.size(0), seq = q_proj.size(1);
   auto q = q_proj.view({batch, seq, heads, head_dim}).transpose(1, 2);  // (batch, heads, seq, head_dim)
   auto k = k_proj.view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
   auto v = v_proj.view({batch, seq, kv_heads, head_dim}).transpose(1, 2);
   q = rotary(q, cos, sin);
   k = rotary(k, cos, sin);
-  auto out = causal_attention(q, k, v, documents);  // (batch, heads, seq, head_dim)
+  auto out = causal_attention(q, k, v, documents, window);  // (batch, heads, seq, head_dim)
   return out.transpose(1, 2).reshape({batch, seq, heads * head_dim});
 }
-
-// Function::apply cannot carry undefined tensors: "none" travels as an
-// empty one.
-torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Tensor() : t; }
 
 // Selective recompute, as Megatron's: what backward needs from the cheap
 // operations around the matmuls is recomputed from the matmul outputs
@@ -115,16 +117,20 @@ torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Te
 // RMSNorm then two or three projections of its output (q/k/v, or gate/up):
 // saves x, not the normalised x that the projections read; backward
 // recomputes it, then y's gradient is the sum over the projections of
-// g_i W_i and W_i's gradient g_i^T y, as Linear's backward computes them.
+// g_i W_i and W_i's gradient g_i^T y, as Linear's backward computes them
+// (and a bias's gradient the sum of g_i over the tokens). Biases are empty
+// tensors where the projection has none.
 struct NormThenProject : public torch::autograd::Function<NormThenProject> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                                 const torch::Tensor& norm_weight, const torch::Tensor& w0,
-                                                const torch::Tensor& w1, const torch::Tensor& w2, double eps) {
-    ctx->save_for_backward({x, norm_weight, w0, w1, w2});
+                                                const torch::Tensor& w1, const torch::Tensor& w2,
+                                                const torch::Tensor& b0, const torch::Tensor& b1,
+                                                const torch::Tensor& b2, double eps) {
+    ctx->save_for_backward({x, norm_weight, w0, w1, w2, b0, b1, b2});
     ctx->saved_data["eps"] = eps;
     const torch::Tensor y = rms_norm_forward(x, norm_weight, eps).y;
-    torch::autograd::variable_list out = {at::linear(y, w0), at::linear(y, w1)};
-    if (w2.numel() > 0) out.push_back(at::linear(y, w2));
+    torch::autograd::variable_list out = {at::linear(y, w0, unwrap(b0)), at::linear(y, w1, unwrap(b1))};
+    if (w2.numel() > 0) out.push_back(at::linear(y, w2, unwrap(b2)));
     return out;
   }
 
@@ -136,18 +142,20 @@ struct NormThenProject : public torch::autograd::Function<NormThenProject> {
     const RMSNormParts norm = rms_norm_forward(x, norm_weight, ctx->saved_data["eps"].toDouble());
     const auto y2d = norm.y.reshape({-1, norm.y.size(-1)});
     torch::Tensor grad_y;
-    torch::autograd::variable_list grad_weights(3);
+    torch::autograd::variable_list grad_weights(3), grad_biases(3);
     for (size_t i = 0; i < grad_outputs.size(); ++i) {
       const auto& g = grad_outputs[i];
       if (!g.defined()) continue;
       const auto& w = saved[2 + i];
       const auto g2d = g.reshape({-1, g.size(-1)});
       grad_weights[i] = g2d.t().mm(y2d);
+      if (saved[5 + i].numel() > 0) grad_biases[i] = g2d.sum(0).to(saved[5 + i].scalar_type());
       grad_y = grad_y.defined() ? grad_y.addmm_(g2d, w) : g2d.mm(w);
     }
-    if (!grad_y.defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    if (!grad_y.defined()) return torch::autograd::variable_list(9);
     auto [grad_x, grad_norm_weight] = rms_norm_backward(grad_y.view(x.sizes()), norm.n, norm.r, norm_weight);
-    return {grad_x, grad_norm_weight, grad_weights[0], grad_weights[1], grad_weights[2], torch::Tensor()};
+    return {grad_x,         grad_norm_weight, grad_weights[0], grad_weights[1], grad_weights[2],
+            grad_biases[0], grad_biases[1],   grad_biases[2],  torch::Tensor()};
   }
 };
 
@@ -157,18 +165,20 @@ struct NormThenProject : public torch::autograd::Function<NormThenProject> {
 struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const torch::Tensor& cos, const torch::Tensor& sin,
-                               const torch::Tensor& documents, int64_t heads, int64_t kv_heads) {
+                               const torch::Tensor& documents, int64_t heads, int64_t kv_heads, int64_t window) {
     ctx->save_for_backward({q, k, v, cos, sin, documents});
     ctx->saved_data["heads"] = heads;
     ctx->saved_data["kv_heads"] = kv_heads;
+    ctx->saved_data["window"] = window;
     const int64_t head_dim = q.size(-1) / heads;
-    return attention_core(q, k, v, cos, sin, unwrap(documents), heads, kv_heads, head_dim);
+    return attention_core(q, k, v, cos, sin, unwrap(documents), heads, kv_heads, head_dim, window);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     const auto saved = ctx->get_saved_variables();
     const int64_t heads = ctx->saved_data["heads"].toInt(), kv_heads = ctx->saved_data["kv_heads"].toInt();
+    const int64_t window = ctx->saved_data["window"].toInt();
     auto q = saved[0].detach().requires_grad_(true);
     auto k = saved[1].detach().requires_grad_(true);
     auto v = saved[2].detach().requires_grad_(true);
@@ -176,11 +186,11 @@ struct AttentionCoreFunction : public torch::autograd::Function<AttentionCoreFun
     {
       torch::AutoGradMode grad_on(true);
       const auto out = attention_core(q, k, v, saved[3], saved[4], unwrap(saved[5]), heads, kv_heads,
-                                      q.size(-1) / heads);
+                                      q.size(-1) / heads, window);
       grads = torch::autograd::grad({out}, {q, k, v}, {grad_outputs[0]});
     }
-    return {grads[0], grads[1], grads[2], torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+    return {grads[0],        grads[1],        grads[2],        torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -268,16 +278,19 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return RMSNormFunction::apply(x, weight_, eps_); }
 
 AttentionImpl::AttentionImpl(const Shape& s)
-    : heads_(s.num_attention_heads), kv_heads_(s.num_key_value_heads), head_dim_(s.head_dim()) {
-  q_proj_ = register_module("q_proj", linear(s.hidden_size, heads_ * head_dim_));
-  k_proj_ = register_module("k_proj", linear(s.hidden_size, kv_heads_ * head_dim_));
-  v_proj_ = register_module("v_proj", linear(s.hidden_size, kv_heads_ * head_dim_));
+    : heads_(s.num_attention_heads), kv_heads_(s.num_key_value_heads), head_dim_(s.head_dim()),
+      window_(s.arch.sliding_window) {
+  const bool bias = s.arch.attention_bias;
+  q_proj_ = register_module("q_proj", linear(s.hidden_size, heads_ * head_dim_, bias));
+  k_proj_ = register_module("k_proj", linear(s.hidden_size, kv_heads_ * head_dim_, bias));
+  v_proj_ = register_module("v_proj", linear(s.hidden_size, kv_heads_ * head_dim_, bias));
   o_proj_ = register_module("o_proj", linear(heads_ * head_dim_, s.hidden_size));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& documents) {
-  return o_proj_(attention_core(q_proj_(x), k_proj_(x), v_proj_(x), cos, sin, documents, heads_, kv_heads_, head_dim_));
+  return o_proj_(
+      attention_core(q_proj_(x), k_proj_(x), v_proj_(x), cos, sin, documents, heads_, kv_heads_, head_dim_, window_));
 }
 
 MlpImpl::MlpImpl(const Shape& s) {
@@ -310,15 +323,20 @@ torch::Tensor BlockImpl::forward_selective(const torch::Tensor& x, const torch::
     throw std::logic_error("selective recompute runs on the parameters' dtype (bf16 parameters), not under autocast");
   }
   Attention& attn = self_attn_;
+  const auto empty = torch::empty({0}, x.options());
+  const auto bias = [&](const torch::nn::Linear& projection) {
+    return projection->bias.defined() ? projection->bias : empty;
+  };
   const auto qkv = NormThenProject::apply(x, input_layernorm_->weight(), attn->q_proj_->weight, attn->k_proj_->weight,
-                                          attn->v_proj_->weight, input_layernorm_->eps());
+                                          attn->v_proj_->weight, bias(attn->q_proj_), bias(attn->k_proj_),
+                                          bias(attn->v_proj_), input_layernorm_->eps());
   const auto attended = AttentionCoreFunction::apply(qkv[0], qkv[1], qkv[2], cos, sin,
                                                      documents.defined() ? documents : torch::empty({0}), attn->heads_,
-                                                     attn->kv_heads_);
+                                                     attn->kv_heads_, attn->window_);
   const auto h = x + attn->o_proj_(attended);
-  const auto empty = torch::empty({0}, h.options());
   const auto gate_up = NormThenProject::apply(h, post_attention_layernorm_->weight(), mlp_->gate_proj_->weight,
-                                              mlp_->up_proj_->weight, empty, post_attention_layernorm_->eps());
+                                              mlp_->up_proj_->weight, empty, empty, empty, empty,
+                                              post_attention_layernorm_->eps());
   return h + SwiGluDown::apply(gate_up[0], gate_up[1], mlp_->down_proj_->weight);
 }
 
@@ -329,12 +347,30 @@ LlamaImpl::LlamaImpl(Shape shape) : shape_(shape) {
   for (int64_t l = 0; l < shape_.num_hidden_layers; ++l) layers_->push_back(Block(shape_));
   norm_ = model->register_module("norm", RMSNorm(shape_.hidden_size, shape_.rms_norm_eps));
   register_module("model", model);
-  lm_head_ = register_module("lm_head", linear(shape_.hidden_size, shape_.vocab_size));
+  // A tied lm_head is embed_tokens' matrix: no parameter of its own, and no
+  // lm_head.weight in the checkpoint (as transformers saves it).
+  if (!shape_.arch.tie_word_embeddings) lm_head_ = register_module("lm_head", linear(shape_.hidden_size, shape_.vocab_size));
   const int64_t half = shape_.head_dim() / 2;
-  auto exponents = torch::arange(0, half, torch::kDouble) * 2.0 / static_cast<double>(shape_.head_dim());
-  // 1 / theta^(2i/d); a buffer, so it moves with the module and is on the
-  // device at every forward (not a parameter: checkpoints do not hold it).
-  inv_freq_ = register_buffer("inv_freq", torch::pow(shape_.rope_theta, -exponents).to(torch::kFloat));
+  // 1 / theta^(2i/d), in fp32 as transformers computes it; a buffer, so it
+  // moves with the module and is on the device at every forward (not a
+  // parameter: checkpoints do not hold it).
+  auto exponents = torch::arange(0, 2 * half, 2, torch::kLong).to(torch::kFloat) / static_cast<float>(shape_.head_dim());
+  auto inv_freq = 1.0 / torch::pow(shape_.rope_theta, exponents);
+  const Llama3RopeScaling& scaling = shape_.arch.rope_scaling;
+  if (scaling.factor > 0) {
+    // Llama-3.1: wavelengths past the original context's low-frequency bound
+    // are stretched by `factor`, those under its high-frequency bound kept,
+    // and the band between interpolated (transformers' llama3 rope_type).
+    const double context = static_cast<double>(scaling.original_max_position_embeddings);
+    const double low_wavelen = context / scaling.low_freq_factor, high_wavelen = context / scaling.high_freq_factor;
+    const auto wavelen = 2 * M_PI / inv_freq;
+    auto scaled = torch::where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq);
+    const auto smooth = (context / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
+    const auto smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+    const auto medium = wavelen.ge(high_wavelen).logical_and(wavelen.le(low_wavelen));
+    inv_freq = torch::where(medium, smoothed, scaled);
+  }
+  inv_freq_ = register_buffer("inv_freq", inv_freq.to(torch::kFloat));
 }
 
 void LlamaImpl::init_weights(uint64_t seed) {
@@ -343,8 +379,10 @@ void LlamaImpl::init_weights(uint64_t seed) {
   for (auto& p : named_parameters()) {
     if (p.value().dim() >= 2) {
       p.value().normal_(0.0, 0.02);
+    } else if (p.key().size() >= 5 && p.key().compare(p.key().size() - 5, 5, ".bias") == 0) {
+      p.value().zero_();
     } else {
-      p.value().fill_(1.0);
+      p.value().fill_(1.0);  // RMSNorm scales
     }
   }
 }
@@ -388,7 +426,8 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
         break;
     }
   }
-  return lm_head_(norm_(h)).to(torch::kFloat);
+  h = norm_(h);
+  return (lm_head_ ? lm_head_(h) : at::linear(h, embed_tokens_->weight)).to(torch::kFloat);
 }
 
 }  // namespace cpt::model

@@ -214,8 +214,19 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
       }
       io::save_hf_weights(weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32,
                           options.max_shard_size);
+      // The base model's tokenizer and generation settings, so the checkpoint
+      // loads in transformers as the base does (Llama-3's and Qwen2's
+      // tokenizer.json, their BOS/EOS and chat settings).
+      if (!options.base_model.empty()) {
+        for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                 "generation_config.json"}) {
+          const fs::path from = fs::path(options.base_model) / name;
+          if (fs::exists(from)) fs::copy_file(from, fs::path(temp) / name, fs::copy_options::overwrite_existing);
+        }
+      }
+      // The run's own tokenizer, when it names one, is the one its data was made with.
       if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
-        fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model");
+        fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model", fs::copy_options::overwrite_existing);
       }
     }
     group.barrier();  // every rank's files are written and fsynced

@@ -40,8 +40,8 @@ double recompute_flops_per_token(const model::Shape& s, int64_t seq_len, const s
                                    static_cast<double>(s.hidden_size) * static_cast<double>(seq_len);
   if (recompute == "selective") return attention_forward;
   if (recompute != "full") return 0.0;
-  const double block_parameters = static_cast<double>(model::parameter_count(s) - 2 * model::embedding_parameter_count(s) -
-                                                      s.hidden_size);
+  const int64_t embedding_and_head = model::embedding_parameter_count(s) * (s.arch.tie_word_embeddings ? 1 : 2);
+  const double block_parameters = static_cast<double>(model::parameter_count(s) - embedding_and_head - s.hidden_size);
   return 2.0 * block_parameters + attention_forward;
 }
 
@@ -77,6 +77,7 @@ nlohmann::ordered_json memory_json(const MemoryEstimate& m) {
 Plan make_plan(const config::Config& c, int world_size) {
   Plan p;
   p.parameters = model::parameter_count(c.model.shape);
+  p.architecture = model::describe(c.model.shape.arch);
   p.flops_per_token = model::training_flops_per_token(c.model.shape, c.data.seq_len);
   p.tokens_per_step = c.train.global_batch_size * c.data.seq_len;
   p.steps = c.train.steps;
@@ -96,7 +97,8 @@ Plan make_plan(const config::Config& c, int world_size) {
 }
 
 nlohmann::ordered_json to_json(const Plan& p) {
-  return {{"parameters", p.parameters},
+  return {{"architecture", p.architecture},
+          {"parameters", p.parameters},
           {"flops_per_token", p.flops_per_token},
           {"tokens_per_step", p.tokens_per_step},
           {"steps", p.steps},
@@ -121,6 +123,7 @@ nlohmann::ordered_json to_json(const Plan& p) {
 std::string describe(const Plan& p) {
   auto row = [](const char* name, const std::string& value) { return fmt::format("  {:<28} {}\n", name, value); };
   std::string out = "plan:\n";
+  out += row("architecture", p.architecture);
   out += row("parameters", with_thousands(p.parameters));
   out += row("training FLOPs per token", fmt::format("{:.4g}", p.flops_per_token));
   out += row("tokens per step", with_thousands(p.tokens_per_step));

@@ -142,6 +142,7 @@ nlohmann::json resume_guard(const config::Config& c) {
   model.erase("preset");
   model.erase("init_from");
   model["seq_len"] = c.data.seq_len;
+  model["architecture"] = model::describe(c.model.shape.arch);
   return model;
 }
 
@@ -149,11 +150,15 @@ void check_resume_guard(const std::string& dir, const nlohmann::json& saved, con
   if (saved.is_null()) return;  // written before the guard existed
   for (const auto& [key, value] : now.items()) {
     const std::string full = key == "seq_len" ? "data.seq_len" : "model." + key;
-    if (!saved.contains(key) || saved[key] != value) {
+    // Guards written before architectures were recorded are Llama's.
+    const nlohmann::json before = key == "architecture" && !saved.contains(key)
+                                      ? nlohmann::json(model::describe(model::Architecture{}))
+                                      : saved.value(key, nlohmann::json());
+    if (before != value) {
       throw InputError(fmt::format("cannot resume from {}: {} was {} there and is {} now; to continue from its "
                                    "weights with a new shape or length, start a new phase in a new directory: "
                                    "--set model.init_from={} --set run.output_dir=<new directory>",
-                                   dir, full, saved.contains(key) ? saved[key].dump() : "absent", value.dump(), dir));
+                                   dir, full, before.is_null() ? "absent" : before.dump(), value.dump(), dir));
     }
   }
 }
@@ -298,9 +303,10 @@ void log_start_summary(const config::Config& c, const TrainerState& state, const
       resume_from ? fmt::format("resumed from {} at step {} ({} tokens trained)", *resume_from, state.step, state.tokens)
       : c.model.init_from.empty() ? fmt::format("initialised at random (seed {})", c.run.seed)
                                   : fmt::format("initialised from {}", c.model.init_from);
-  spdlog::info("model: {} parameters ({} layers, hidden {}, {} heads, {} KV heads, vocab {}), {}",
-               human_count(static_cast<double>(model::parameter_count(shape))), shape.num_hidden_layers, shape.hidden_size,
-               shape.num_attention_heads, shape.num_key_value_heads, shape.vocab_size, origin);
+  spdlog::info("model: {} parameters ({}; {} layers, hidden {}, {} heads, {} KV heads, vocab {}), {}",
+               human_count(static_cast<double>(model::parameter_count(shape))), model::describe(shape.arch),
+               shape.num_hidden_layers, shape.hidden_size, shape.num_attention_heads, shape.num_key_value_heads,
+               shape.vocab_size, origin);
   std::vector<std::string> eval_names;
   for (const auto& set : c.data.eval) eval_names.push_back(set.name);
   spdlog::info("data: {}; eval sets: {}", describe_sources(c.data), eval_names.empty() ? "none" : join(eval_names, ", "));
@@ -596,6 +602,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
   auto save = [&] {
     SaveOptions save_options;
     save_options.tokenizer = c.tokenizer;
+    save_options.base_model = c.model.init_from;
     save_options.max_shard_size = c.checkpoint.max_shard_size.value;
     save_options.keep_last = c.checkpoint.keep_last;
     save_options.sharded_optimizer = c.distributed.zero1 && group->size() > 1;

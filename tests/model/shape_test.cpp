@@ -4,9 +4,11 @@
 
 #include <cstdlib>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cpt/model/presets.h"
 #include "support/python.h"
+#include "support/temp_dir.h"
 #include "support/run_command.h"
 
 namespace cpt::model {
@@ -17,22 +19,40 @@ TEST(Shape, PresetParameterCountsMatchTheReleasedModels) {
   EXPECT_EQ(parameter_count(find_preset("llama2-7b").shape), 6'738'415'616);
   EXPECT_EQ(parameter_count(find_preset("llama2-13b").shape), 13'015'864'320);
   EXPECT_EQ(parameter_count(find_preset("llama2-70b").shape), 68'976'648'192);
+  EXPECT_EQ(parameter_count(find_preset("mistral-7b").shape), 7'241'732'096);
+  EXPECT_EQ(parameter_count(find_preset("llama3.1-8b").shape), 8'030'261'248);
+  EXPECT_EQ(parameter_count(find_preset("qwen2.5-7b").shape), 7'615'616'512);  // with its q/k/v biases
 }
 
-// The same count from transformers' own LlamaForCausalLM, including GQA
-// shapes the presets above do not all cover.
+// The same count from transformers' own model, built from the config.json
+// we write for the shape (so that file is checked too): GQA shapes the
+// presets do not all cover, each family, and tied embeddings.
 TEST(Shape, ParameterCountMatchesTransformers) {
   ASSERT_TRUE(testing::python_has("transformers"));
   Shape gqa = find_preset("tiny").shape;
   gqa.num_key_value_heads = 2;
-  for (const Shape& shape : {find_preset("tiny").shape, gqa, find_preset("llama2-70b").shape}) {
+  Shape tied_qwen = find_preset("tiny").shape;
+  tied_qwen.arch.model_type = "qwen2";
+  tied_qwen.arch.attention_bias = true;
+  tied_qwen.arch.tie_word_embeddings = true;
+  Shape tied_llama = find_preset("tiny").shape;
+  tied_llama.arch.tie_word_embeddings = true;
+  tied_llama.arch.rope_scaling = find_preset("llama3.1-8b").shape.arch.rope_scaling;
+  const std::vector<std::pair<Shape, std::string>> cases = {
+      {find_preset("tiny").shape, "LlamaForCausalLM"},      {gqa, "LlamaForCausalLM"},
+      {find_preset("llama2-70b").shape, "LlamaForCausalLM"}, {find_preset("mistral-7b").shape, "MistralForCausalLM"},
+      {find_preset("llama3.1-8b").shape, "LlamaForCausalLM"}, {find_preset("qwen2.5-7b").shape, "Qwen2ForCausalLM"},
+      {tied_qwen, "Qwen2ForCausalLM"},                      {tied_llama, "LlamaForCausalLM"}};
+  for (const auto& [shape, architecture] : cases) {
+    testing::TempDir dir;
+    dir.write("config.json", hf_config_json(shape, "bfloat16").dump(2));
     const std::string command =
-        fmt::format(CPT_PYTHON " {}/tests/model/transformers_param_count.py {} {} {} {} {} {}", CPT_SOURCE_DIR,
-                    shape.hidden_size, shape.intermediate_size, shape.num_hidden_layers, shape.num_attention_heads,
-                    shape.num_key_value_heads, shape.vocab_size);
+        fmt::format(CPT_PYTHON " {}/tests/model/transformers_param_count.py {}", CPT_SOURCE_DIR, dir.path());
     const testing::CommandResult result = testing::run_command(command);
     ASSERT_EQ(result.exit_code, 0) << result.err;
-    EXPECT_EQ(std::stoll(result.out), parameter_count(shape)) << command;
+    EXPECT_EQ(result.out, fmt::format("{} {}\n", parameter_count(shape), architecture)) << describe(shape.arch);
+    // And our reader takes back what we wrote.
+    EXPECT_TRUE(read_hf_config(dir.file("config.json")) == shape) << describe(shape.arch);
   }
 }
 

@@ -1,21 +1,21 @@
-"""Parameter count of transformers' own LlamaForCausalLM for a shape, built on
-the meta device (shapes only, no memory).
+"""Parameter count of transformers' own model for a config.json, built on
+the meta device (shapes only, no memory), and the architecture it built.
 
-Usage: transformers_param_count.py HIDDEN INTERMEDIATE LAYERS HEADS KV_HEADS VOCAB
+Usage: transformers_param_count.py MODEL_DIR   (a directory with config.json)
+Prints: COUNT CLASS_NAME
 """
 import sys
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 
 def main():
-    d, f, layers, heads, kv_heads, vocab = (int(x) for x in sys.argv[1:7])
-    config = LlamaConfig(hidden_size=d, intermediate_size=f, num_hidden_layers=layers, num_attention_heads=heads,
-                         num_key_value_heads=kv_heads, vocab_size=vocab, tie_word_embeddings=False)
+    config = AutoConfig.from_pretrained(sys.argv[1])
     with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    print(sum(p.numel() for p in model.parameters()))
+        model = AutoModelForCausalLM.from_config(config)
+    # A tied lm_head shares embed_tokens' tensor: parameters() yields it once.
+    print(sum(p.numel() for p in model.parameters()), type(model).__name__)
 
 
 if __name__ == "__main__":

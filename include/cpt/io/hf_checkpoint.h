@@ -13,9 +13,6 @@
 
 namespace cpt::io {
 
-// config.json for LlamaForCausalLM with this shape, as transformers writes it.
-nlohmann::json llama_config_json(const model::Shape& shape, Dtype dtype);
-
 // Copies every parameter of `module` from the HF directory `dir` (single or
 // sharded safetensors; F32/F16/BF16), converting to the parameter's dtype.
 // Old conversions' rotary_emb.inv_freq is ignored. Throws InputError naming

@@ -18,8 +18,11 @@ at::Tensor document_segments(const at::Tensor& positions);
 // q: (batch, heads, seq, head_dim); k, v: (batch, kv_heads, seq, head_dim),
 // each KV head serving heads / kv_heads consecutive query heads (HF's
 // repeat_kv order). segments: as document_segments gives, or undefined for
-// one document per row. Returns (batch, heads, seq, head_dim).
+// one document per row. window > 0: each query sees only itself and the
+// window - 1 keys before it (Mistral's sliding window; an explicit mask,
+// built only when a document is longer than the window). Returns (batch,
+// heads, seq, head_dim).
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& segments = {});
+                            const at::Tensor& segments = {}, int64_t window = 0);
 
 }  // namespace cpt::model

@@ -10,6 +10,34 @@
 
 namespace cpt::model {
 
+// Llama-3.1's rope_scaling (rope_type "llama3"): long wavelengths are
+// divided by `factor`, short ones kept, the band between interpolated.
+struct Llama3RopeScaling {
+  double factor = 0;  // 0: plain RoPE
+  double low_freq_factor = 0;
+  double high_freq_factor = 0;
+  int64_t original_max_position_embeddings = 0;
+  bool operator==(const Llama3RopeScaling&) const = default;
+};
+
+// What a model family changes in the Llama decoder, from its config.json.
+struct Architecture {
+  std::string model_type = "llama";  // llama, mistral or qwen2 (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)
+  bool tie_word_embeddings = false;  // lm_head is embed_tokens' matrix (no lm_head.weight of its own)
+  bool attention_bias = false;       // q/k/v projections carry biases (Qwen2; Llama's attention_bias)
+  int64_t sliding_window = 0;        // attend to the last N positions only (Mistral v0.1); 0: no window
+  Llama3RopeScaling rope_scaling;
+  // Written back to config.json; the tokenizer's own files say the same.
+  int64_t bos_token_id = 1;
+  std::vector<int64_t> eos_token_id = {2};
+  bool operator==(const Architecture&) const = default;
+};
+
+// config.json's architectures entry for a model_type.
+std::string architecture_name(const std::string& model_type);
+// "MistralForCausalLM, sliding window 4096": for plans and errors.
+std::string describe(const Architecture& arch);
+
 struct Shape {
   int64_t hidden_size = 0;              // d_model
   int64_t intermediate_size = 0;        // SwiGLU inner width
@@ -20,10 +48,15 @@ struct Shape {
   int64_t max_position_embeddings = 0;  // longest sequence RoPE is trained for
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
+  Architecture arch;  // not a YAML key: a preset or init_from's config.json sets it
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
   bool operator==(const Shape& other) const;
 };
+
+// config.json of this shape and architecture, as transformers writes it
+// for the family; torch_dtype is "float32", "bfloat16", ….
+nlohmann::json hf_config_json(const Shape& shape, const std::string& torch_dtype);
 
 // Sizes written explicitly in the YAML; each one replaces the preset's value.
 struct ShapeOverrides {
@@ -74,8 +107,12 @@ void Config::fields(V& v) {
   for_each_field(overrides, v);
 }
 
-// Reads a Hugging Face LlamaForCausalLM config.json. Absent optional keys get
-// transformers' LlamaConfig defaults. Throws InputError naming the file.
+// Reads a Hugging Face config.json of LlamaForCausalLM (Llama 2 and 3.x),
+// MistralForCausalLM or Qwen2ForCausalLM. Absent optional keys get
+// transformers' defaults for that family. What cpt-train does not implement
+// (another architecture, a rope_scaling type, Qwen2's use_sliding_window, a
+// tied lm_head that is also stored apart) is refused, naming the key and
+// value: never approximated. Throws InputError naming the file.
 Shape read_hf_config(const std::string& config_json_path);
 // The same for a config.json already parsed (a merge's, before it is
 // written); `source` names it in errors.

@@ -1,5 +1,7 @@
 #pragma once
-// The Llama-2 decoder in LibTorch. Module and parameter names are Hugging
+// The Llama decoder in LibTorch, with what Mistral (a sliding window),
+// Llama-3.1 (scaled RoPE, tied embeddings in the small ones) and Qwen2 (q/k/v
+// biases) change in it (Shape::arch). Module and parameter names are Hugging
 // Face's ("model.layers.0.self_attn.q_proj.weight"), so named_parameters()
 // is the HF state dict and checkpoints load and save without renaming.
 // Torch-facing: include only from torch targets.
@@ -58,6 +60,7 @@ class AttentionImpl : public torch::nn::Module {
  private:
   friend class BlockImpl;  // selective recompute calls the projections' weights directly
   int64_t heads_, kv_heads_, head_dim_;
+  int64_t window_;  // Mistral's sliding window; 0: none
   torch::nn::Linear q_proj_{nullptr}, k_proj_{nullptr}, v_proj_{nullptr}, o_proj_{nullptr};
 };
 TORCH_MODULE(Attention);
@@ -122,7 +125,7 @@ class LlamaImpl : public torch::nn::Module {
   torch::nn::Embedding embed_tokens_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
   RMSNorm norm_{nullptr};
-  torch::nn::Linear lm_head_{nullptr};
+  torch::nn::Linear lm_head_{nullptr};  // null when tied to embed_tokens
   torch::Tensor inv_freq_;  // (head_dim / 2) fp32, a buffer
 };
 TORCH_MODULE(Llama);

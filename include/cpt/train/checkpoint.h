@@ -25,6 +25,7 @@ struct CheckpointPaths {
 
 struct SaveOptions {
   std::string tokenizer;         // copied in when set
+  std::string base_model;        // model.init_from: its tokenizer and generation files are copied in
   int64_t max_shard_size = 5'000'000'000;
   int64_t keep_last = 0;         // 0 keeps all
   bool sharded_optimizer = false;  // ZeRO-1: each rank writes its own moments

@@ -26,6 +26,7 @@ struct RecomputeOption {
 };
 
 struct Plan {
+  std::string architecture;            // model::describe of the model's family and options
   int64_t parameters = 0;
   double flops_per_token = 0;          // training FLOPs, forward + backward
   int64_t tokens_per_step = 0;         // global_batch_size * seq_len
