@@ -189,11 +189,13 @@ nlohmann::json hf_config_json(const Shape& s, const std::string& torch_dtype) {
                       {"hidden_act", "silu"},
                       {"initializer_range", 0.02},
                       {"tie_word_embeddings", a.tie_word_embeddings},
-                      {"bos_token_id", a.bos_token_id},
+                      {"bos_token_id", a.bos_token_id >= 0 ? nlohmann::json(a.bos_token_id) : nlohmann::json(nullptr)},
                       // transformers 5 reads "dtype", 4.x "torch_dtype".
                       {"dtype", torch_dtype},
                       {"torch_dtype", torch_dtype}};
-  j["eos_token_id"] = a.eos_token_id.size() == 1 ? nlohmann::json(a.eos_token_id.front()) : nlohmann::json(a.eos_token_id);
+  j["eos_token_id"] = a.eos_token_id.empty()       ? nlohmann::json(nullptr)
+                      : a.eos_token_id.size() == 1 ? nlohmann::json(a.eos_token_id.front())
+                                                   : nlohmann::json(a.eos_token_id);
   if (a.rope_scaling.factor > 0) {
     j["rope_scaling"] = {{"rope_type", "llama3"},
                          {"factor", a.rope_scaling.factor},
@@ -297,12 +299,20 @@ Shape hf_config_shape(const nlohmann::json& parsed, const std::string& path) {
       throw InputError(fmt::format("'{}': \"sliding_window\" is {}, expected a positive integer or null", path, window.dump()));
     }
   }
-  if (json.contains("bos_token_id") && json["bos_token_id"].is_number_integer()) {
-    shape.arch.bos_token_id = json["bos_token_id"].get<int64_t>();
+  // Absent: the family's default (Qwen2Config has none); null stays null.
+  if (model_type == "qwen2") {
+    shape.arch.bos_token_id = -1;
+    shape.arch.eos_token_id.clear();
+  }
+  if (json.contains("bos_token_id")) {
+    if (json["bos_token_id"].is_number_integer()) shape.arch.bos_token_id = json["bos_token_id"].get<int64_t>();
+    if (json["bos_token_id"].is_null()) shape.arch.bos_token_id = -1;
   }
   if (json.contains("eos_token_id")) {
     const auto& eos = json["eos_token_id"];
-    if (eos.is_number_integer()) {
+    if (eos.is_null()) {
+      shape.arch.eos_token_id.clear();
+    } else if (eos.is_number_integer()) {
       shape.arch.eos_token_id = {eos.get<int64_t>()};
     } else if (eos.is_array() && !eos.empty() &&
                std::all_of(eos.begin(), eos.end(), [](const nlohmann::json& e) { return e.is_number_integer(); })) {

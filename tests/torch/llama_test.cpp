@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
@@ -239,6 +240,112 @@ TEST(Llama, ActivationCheckpointingGivesTheSameGradients) {
         }
       }
     }
+  }
+}
+
+// Each family's options (q/k/v biases, a tied lm_head, a sliding window
+// shorter than the documents, Llama-3.1's RoPE scaling) through each
+// recompute mode: the same loss, and the same gradients for every
+// parameter, biases included.
+TEST(Llama, FamilyOptionsGiveTheSameGradientsInEveryRecomputeMode) {
+  torch::manual_seed(0);
+  Shape shape = testing::small_gqa_shape();
+  shape.arch.attention_bias = true;
+  shape.arch.tie_word_embeddings = true;
+  shape.arch.sliding_window = 6;
+  shape.arch.rope_scaling = {8.0, 1.0, 4.0, 16};
+  const auto tokens = torch::randint(0, 101, {2, 24}, torch::kLong), targets = torch::randint(0, 101, {2, 24}, torch::kLong);
+  const auto two_documents =
+      torch::cat({torch::arange(10, torch::kLong), torch::arange(14, torch::kLong)}).unsqueeze(0).expand({2, 24});
+  std::map<std::string, torch::Tensor> grads[3];
+  double losses[3];
+  const Recompute modes[] = {Recompute::kNone, Recompute::kFull, Recompute::kSelective};
+  for (int r = 0; r < 3; ++r) {
+    Llama llama(shape);
+    llama->init_weights(9);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : llama->named_parameters()) {
+        if (p.key().find("bias") != std::string::npos) p.value().normal_(0.0, 0.1);  // init_weights zeroes them
+      }
+    }
+    llama->set_activation_checkpointing(modes[r]);
+    const auto logits = llama->forward(tokens, two_documents, true);
+    const auto loss = torch::nn::functional::cross_entropy(logits.view({-1, 101}), targets.view({-1}));
+    loss.backward();
+    losses[r] = loss.item<double>();
+    for (const auto& p : llama->named_parameters()) grads[r][p.key()] = p.value().grad().clone();
+  }
+  ASSERT_TRUE(grads[0].count("model.layers.0.self_attn.q_proj.bias"));
+  EXPECT_FALSE(grads[0].count("lm_head.weight")) << "a tied lm_head has no parameter of its own";
+  for (int r = 1; r < 3; ++r) {
+    EXPECT_NEAR(losses[0], losses[r], 1e-6);
+    for (const auto& [name, g] : grads[0]) {
+      ASSERT_TRUE(grads[r][name].defined()) << name << " mode " << r;
+      EXPECT_TRUE(torch::allclose(g, grads[r][name], 1e-4, 1e-6)) << name << " mode " << r;
+    }
+  }
+}
+
+// Each family against transformers: a tiny random model that transformers
+// made and saved loads here with logits equal to transformers' own, and
+// what we save loads back in transformers as the same class with every key.
+TEST(Llama, EachFamilyEqualsTransformersBothWays) {
+  ASSERT_TRUE(testing::python_has("transformers"));
+  const std::vector<std::vector<int64_t>> rows = {{1, 5, 9, 33, 2, 100, 7, 7, 64, 3, 12, 0, 250, 17, 18, 299},
+                                                  {4, 4, 4, 80, 91, 1, 2, 3, 50, 60, 70, 99, 5, 6, 7, 8}};
+  const std::string tokens_json = nlohmann::json(rows).dump();
+  const auto tokens = torch::tensor(rows[0]).view({1, 16}).repeat({2, 1});
+  tokens[1].copy_(torch::tensor(rows[1]));
+  const auto read_logits = [&](const std::string& path) {
+    const std::string bytes = testing::read_file(path);
+    EXPECT_EQ(bytes.size(), static_cast<size_t>(2 * 16 * 300 * 4)) << path;
+    return torch::from_blob(const_cast<char*>(bytes.data()), {2, 16, 300}, torch::kFloat).clone();
+  };
+  const std::map<std::string, std::string> described = {
+      {"llama3", "LlamaForCausalLM, tied embeddings, llama3 RoPE scaling (factor 8, low 1, high 4, original context 32)"},
+      {"mistral", "MistralForCausalLM, sliding window 8"},
+      {"qwen2", "Qwen2ForCausalLM, tied embeddings, q/k/v biases"}};
+  for (const auto& [family, description] : described) {
+    testing::TempDir dir;
+    const std::string made = dir.file("made"), saved = dir.file("saved");
+    const auto make = testing::run_command(fmt::format(CPT_PYTHON " {}/tests/model/transformers_family.py make {} {} '{}' {}",
+                                                       CPT_SOURCE_DIR, family, made, tokens_json, dir.file("theirs.f32")));
+    ASSERT_EQ(make.exit_code, 0) << make.err;
+    const Shape shape = read_hf_config(made + "/config.json");
+    EXPECT_EQ(describe(shape.arch), description);
+    Llama ours(shape);
+    io::load_hf_weights(*ours, made);
+    torch::Tensor logits;
+    {
+      torch::NoGradGuard no_grad;
+      logits = ours->forward(tokens).contiguous();
+    }
+    const auto theirs = read_logits(dir.file("theirs.f32"));
+    EXPECT_LT((logits - theirs).abs().max().item<double>(), 1e-4) << family << ": max |logit difference|";
+    EXPECT_GT(logits.abs().max().item<double>(), 0.1) << "logits are not trivially small";
+    // The option the family adds matters here: without it the logits differ.
+    if (family != "qwen2") {  // qwen2's biases cannot be left out of its weights
+      Shape plain = shape;
+      plain.arch.sliding_window = 0;
+      plain.arch.rope_scaling = {};
+      Llama without(plain);
+      io::load_hf_weights(*without, made);
+      torch::NoGradGuard no_grad;
+      const double exact = (logits - theirs).abs().max().item<double>();
+      const double without_option = (without->forward(tokens) - theirs).abs().max().item<double>();
+      EXPECT_GT(without_option, std::max(100 * exact, 2e-4)) << family << " without its option; with it " << exact;
+    }
+
+    std::filesystem::create_directories(saved);
+    io::save_hf_weights(*ours, shape, saved, io::Dtype::kF32, 5'000'000'000);
+    const auto load = testing::run_command(fmt::format(CPT_PYTHON " {}/tests/model/transformers_family.py load {} {} '{}' {}",
+                                                       CPT_SOURCE_DIR, family, saved, tokens_json, dir.file("back.f32")));
+    ASSERT_EQ(load.exit_code, 0) << load.err;
+    EXPECT_LT((logits - read_logits(dir.file("back.f32"))).abs().max().item<double>(), 1e-4) << family;
+    const auto config = nlohmann::json::parse(testing::read_file(saved + "/config.json"));
+    EXPECT_EQ(config["architectures"][0], architecture_name(shape.arch.model_type));
+    EXPECT_EQ(config["model_type"], family == "llama3" ? "llama" : family);
   }
 }
 

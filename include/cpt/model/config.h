@@ -28,8 +28,8 @@ struct Architecture {
   int64_t sliding_window = 0;        // attend to the last N positions only (Mistral v0.1); 0: no window
   Llama3RopeScaling rope_scaling;
   // Written back to config.json; the tokenizer's own files say the same.
-  int64_t bos_token_id = 1;
-  std::vector<int64_t> eos_token_id = {2};
+  int64_t bos_token_id = 1;                 // -1: null
+  std::vector<int64_t> eos_token_id = {2};  // empty: null
   bool operator==(const Architecture&) const = default;
 };
 
