@@ -38,6 +38,19 @@ TEST(ShippedConfigs, PatentTurnsItsTokenBudgetIntoSteps) {
   EXPECT_EQ(model::parameter_count(c.model.shape), 6'738'415'616);
 }
 
+TEST(ShippedConfigs, MistralMedicalIsMistralSevenBWithItsWindow) {
+  const Config c = load_shipped("mistral-medical.yaml").config;
+  const train::Plan plan = train::make_plan(c, 8);
+  EXPECT_EQ(plan.architecture, "MistralForCausalLM, sliding window 4096");
+  EXPECT_EQ(plan.parameters, 7'241'732'096);
+  EXPECT_EQ(plan.tokens_per_step, 4'194'304);
+  EXPECT_EQ(plan.total_tokens, 20'971'520'000);
+  // 6 per non-embedding parameter (GQA's 4x smaller K/V projections
+  // included) plus 12·L·d·s, the window being no shorter than the row.
+  EXPECT_DOUBLE_EQ(plan.flops_per_token, 6.0 * (7'241'732'096.0 - 32000.0 * 4096) + 12.0 * 32 * 4096 * 4096);
+  EXPECT_EQ(c.data.seq_len, c.model.shape.arch.sliding_window);
+}
+
 TEST(ShippedConfigs, TinyIsAFewMillionParameters) {
   const Config c = load_shipped("tiny.yaml").config;
   const int64_t parameters = model::parameter_count(c.model.shape);

@@ -64,6 +64,21 @@ TEST(Shape, TrainingFlopsFollowThePalmFormula) {
   EXPECT_NEAR(training_flops_per_token(s, 4096) / 1e9, 46.09, 0.01);
 }
 
+// A tied lm_head is one matrix fewer to store but the same matmul; a
+// sliding window caps the keys each query attends to.
+TEST(Shape, TiedHeadsAndSlidingWindowsInTheFlops) {
+  const Shape untied = find_preset("llama3.1-8b").shape;
+  Shape tied = untied;
+  tied.arch.tie_word_embeddings = true;
+  EXPECT_EQ(parameter_count(untied) - parameter_count(tied), 128256 * 4096);
+  EXPECT_DOUBLE_EQ(training_flops_per_token(tied, 4096), training_flops_per_token(untied, 4096));
+  const Shape mistral = find_preset("mistral-7b").shape;
+  EXPECT_DOUBLE_EQ(training_flops_per_token(mistral, 8192) - training_flops_per_token(mistral, 4096), 0.0)
+      << "past the 4096-token window each query sees 4096 keys";
+  EXPECT_DOUBLE_EQ(training_flops_per_token(mistral, 2048),
+                   6.0 * (7'241'732'096.0 - 32000.0 * 4096) + 12.0 * 32 * 4096 * 2048);
+}
+
 TEST(Shape, GroupedQueryAttentionShrinksKeyAndValueProjections) {
   Shape mha = find_preset("tiny").shape;
   Shape gqa = mha;
