@@ -22,6 +22,8 @@ packages=(
   libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libyaml-cpp-dev
   libgtest-dev
+  # tokenizer.json (Llama-3, Qwen2): the pre-tokenizer's regex and NFC.
+  libpcre2-dev libutf8proc-dev
   # scripts/fuzz.sh: clang with libFuzzer and the sanitizer runtimes.
   clang libclang-rt-14-dev
   zlib1g-dev libzstd-dev zstd gzip bc time

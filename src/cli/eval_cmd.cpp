@@ -47,7 +47,7 @@ struct EvalArgs {
 };
 
 std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, const std::string& checkpoint, int64_t model_vocab) {
-  const std::string path = args.tokenizer.empty() ? (fs::path(checkpoint) / "tokenizer.model").string() : args.tokenizer;
+  const std::string path = args.tokenizer.empty() ? checkpoint : args.tokenizer;  // a directory: its tokenizer.model or tokenizer.json
   const data::Tokenizer tokenizer(path);
   // Another tokenizer's ids would mostly fall inside the vocabulary and be
   // scored as garbage: refuse the pair, as generate does.

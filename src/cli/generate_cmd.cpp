@@ -31,7 +31,7 @@ struct GenerateArgs {
 
 int run_generate(const GenerateArgs& args) {
   const std::string checkpoint = io::resolve_model_dir(args.checkpoint);
-  const std::string path = args.tokenizer.empty() ? (fs::path(checkpoint) / "tokenizer.model").string() : args.tokenizer;
+  const std::string path = args.tokenizer.empty() ? checkpoint : args.tokenizer;  // a directory: its tokenizer.model or tokenizer.json
   const data::Tokenizer tokenizer(path);
   model::Llama model = train::load_model(checkpoint);
   if (tokenizer.vocab_size() != model->shape().vocab_size) {

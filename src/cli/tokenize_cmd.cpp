@@ -1,4 +1,4 @@
-// cpt-train tokenize --tokenizer MODEL --input PATH... --output-prefix PREFIX
+// cpt-train tokenize --tokenizer MODEL|tokenizer.json|DIR --input PATH... --output-prefix PREFIX
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -78,13 +78,17 @@ Command add_tokenize_command(CLI::App& parent) {
   add_examples(*app, {{"cpt-train tokenize --tokenizer llama2/tokenizer.model --input pubmed.jsonl.zst "
                        "--output-prefix data/pubmed",
                        "JSON lines with a \"text\" key, compressed or not, into data/pubmed.bin/.idx"},
-                      {"cpt-train tokenize --tokenizer llama2/tokenizer.model --input a.txt --input b.txt "
+                      {"cpt-train tokenize --tokenizer /models/Meta-Llama-3.1-8B --input a.txt --input b.txt "
                        "--output-prefix data/notes --workers 8",
                        "plain text files, one document each, with 8 encoding threads"},
                       {"cpt-train tokenize --tokenizer llama2/tokenizer.model --input patents.jsonl --text-key abstract "
                        "--output-prefix data/patents",
                        "the documents under another JSON key"}});
-  app->add_option("--tokenizer", args->tokenizer, "SentencePiece .model")->required()->check(CLI::ExistingFile);
+  app->add_option("--tokenizer", args->tokenizer,
+                  "SentencePiece .model or HF tokenizer.json (byte-level BPE: Llama-3, Qwen2), or a model directory "
+                  "holding one")
+      ->required()
+      ->check(CLI::ExistingPath);
   app->add_option("--input", args->inputs, ".jsonl or .txt files, optionally .gz/.zst (repeatable)")->required();
   app->add_option("--output-prefix", args->output_prefix, "writes PREFIX.bin and PREFIX.idx")->required();
   app->add_option("--text-key", args->text_key, "JSON key holding the document text")->capture_default_str();

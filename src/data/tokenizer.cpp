@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "cpt/common/error.h"
+#include "cpt/data/bpe_tokenizer.h"
 #include "cpt/common/plugin.h"
 #include "sentencepiece_module.h"
 
@@ -71,14 +72,26 @@ static const SentencePieceModule& load_module() {
   return module;
 }
 
-Tokenizer::Tokenizer(const std::string& model_path) : path_(model_path), module_(&load_module()) {
-  if (!fs::is_regular_file(model_path)) {
-    throw InputError(fmt::format("tokenizer '{}' does not exist or is not a file", model_path));
+Tokenizer::Tokenizer(const std::string& requested) : path_(requested) {
+  if (fs::is_directory(requested)) {
+    path_ = (fs::path(requested) / "tokenizer.model").string();
+    if (!fs::exists(path_)) path_ = (fs::path(requested) / "tokenizer.json").string();
+    if (!fs::exists(path_)) {
+      throw InputError(fmt::format("tokenizer directory '{}' has neither tokenizer.model nor tokenizer.json", requested));
+    }
   }
+  if (!fs::is_regular_file(path_)) {
+    throw InputError(fmt::format("tokenizer '{}' does not exist or is not a file", path_));
+  }
+  if (is_tokenizer_json(path_)) {
+    bpe_ = std::make_unique<BpeTokenizer>(path_);
+    return;
+  }
+  module_ = &load_module();
   std::string error;
-  model_ = module_->load(model_path.c_str(), &error);
+  model_ = module_->load(path_.c_str(), &error);
   if (model_ == nullptr) {
-    throw InputError(fmt::format("cannot load SentencePiece model '{}': {}", model_path, error));
+    throw InputError(fmt::format("cannot load SentencePiece model '{}': {}", path_, error));
   }
 }
 
@@ -87,6 +100,7 @@ Tokenizer::~Tokenizer() {
 }
 
 void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {
+  if (bpe_) return bpe_->encode(text, ids);
   ids.clear();
   std::string error;
   if (!module_->encode(model_, text.data(), text.size(), &ids, &error)) {
@@ -95,6 +109,7 @@ void Tokenizer::encode(std::string_view text, std::vector<int>& ids) const {
 }
 
 std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  if (bpe_) return bpe_->decode(ids);
   std::string text, error;
   if (!module_->decode(model_, &ids, &text, &error)) {
     throw std::runtime_error(fmt::format("SentencePiece decode failed: {}", error));
@@ -102,8 +117,8 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   return text;
 }
 
-int Tokenizer::vocab_size() const { return module_->piece_size(model_); }
-int Tokenizer::bos_id() const { return module_->bos_id(model_); }
-int Tokenizer::eos_id() const { return module_->eos_id(model_); }
+int Tokenizer::vocab_size() const { return bpe_ ? bpe_->vocab_size() : module_->piece_size(model_); }
+int Tokenizer::bos_id() const { return bpe_ ? bpe_->bos_id() : module_->bos_id(model_); }
+int Tokenizer::eos_id() const { return bpe_ ? bpe_->eos_id() : module_->eos_id(model_); }
 
 }  // namespace cpt::data

@@ -1,5 +1,7 @@
 #include "cpt/train/checkpoint.h"
 
+#include "cpt/data/bpe_tokenizer.h"
+
 #include <torch/torch.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -224,9 +226,21 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
           if (fs::exists(from)) fs::copy_file(from, fs::path(temp) / name, fs::copy_options::overwrite_existing);
         }
       }
-      // The run's own tokenizer, when it names one, is the one its data was made with.
+      // The run's own tokenizer, when it names one, is the one its data was
+      // made with: a SentencePiece model, or a tokenizer.json with the
+      // tokenizer_config.json that names its BOS and EOS.
       if (!options.tokenizer.empty() && fs::exists(options.tokenizer)) {
-        fs::copy_file(options.tokenizer, fs::path(temp) / "tokenizer.model", fs::copy_options::overwrite_existing);
+        fs::path file = options.tokenizer;
+        if (fs::is_directory(file)) file = fs::exists(file / "tokenizer.model") ? file / "tokenizer.model" : file / "tokenizer.json";
+        const bool json = data::is_tokenizer_json(file.string());
+        if (fs::exists(file)) {
+          fs::copy_file(file, fs::path(temp) / (json ? "tokenizer.json" : "tokenizer.model"),
+                        fs::copy_options::overwrite_existing);
+        }
+        const fs::path config = file.parent_path() / "tokenizer_config.json";
+        if (json && fs::exists(config)) {
+          fs::copy_file(config, fs::path(temp) / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+        }
       }
     }
     group.barrier();  // every rank's files are written and fsynced

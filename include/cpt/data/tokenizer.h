@@ -1,5 +1,8 @@
 #pragma once
-// A SentencePiece model (the Llama-2 tokenizer, or any .model file).
+// The tokenizer of a model: a SentencePiece model (Llama-2, Mistral:
+// tokenizer.model) or a byte-level BPE tokenizer.json (Llama-3, Qwen2),
+// told apart by the file's contents. A directory means its tokenizer.model,
+// else its tokenizer.json.
 
 #include <memory>
 #include <string>
@@ -9,11 +12,12 @@
 namespace cpt::data {
 
 struct SentencePieceModule;  // the privately loaded library, see tokenizer.cpp
+class BpeTokenizer;
 
 class Tokenizer {
  public:
   // Throws InputError naming the file when it is missing or not a model.
-  explicit Tokenizer(const std::string& model_path);
+  explicit Tokenizer(const std::string& path);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -25,12 +29,14 @@ class Tokenizer {
   int vocab_size() const;
   int bos_id() const;  // -1 when the model has none
   int eos_id() const;
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // the file read
+  bool is_bpe() const { return bpe_ != nullptr; }
 
  private:
   std::string path_;
-  const SentencePieceModule* module_;
+  const SentencePieceModule* module_ = nullptr;
   void* model_ = nullptr;
+  std::unique_ptr<BpeTokenizer> bpe_;
 };
 
 }  // namespace cpt::data
