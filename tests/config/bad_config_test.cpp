@@ -82,7 +82,7 @@ const std::vector<BadConfig>& cases() {
        "{file}:5: optimizer.betas[1]: 1 is invalid; it must be in [0, 1)"},
       {"unknown_preset", with_sources("model:\n  preset: llama2-7\n"), {}, 1,
        "{file}:5: model.preset: 'llama2-7' is not a model preset; valid presets: tiny, llama2-7b, llama2-13b, "
-       "llama2-70b (did you mean 'llama2-7b'?)"},
+       "llama2-70b, mistral-7b, llama3.1-8b, qwen2.5-7b (did you mean 'llama2-7b'?)"},
       {"heads_not_dividing_hidden", with_sources("model:\n  preset: tiny\n  num_attention_heads: 3\n"), {}, 1,
        "{file}:6: model.num_attention_heads: 3 does not divide hidden_size 256; heads must split the hidden size "
        "evenly"},
