@@ -21,7 +21,8 @@ cmake --build "$build" --parallel "$(nproc)" >/dev/null  # fails loudly if the b
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(safetensors safetensors_index hf_config megatron_idx run_config merge_config text_input trainer_state)
+  targets=(safetensors safetensors_index hf_config megatron_idx run_config merge_config text_input trainer_state
+           tokenizer_json)
 fi
 
 # Seeds: the project's own writers and the files its tests use.

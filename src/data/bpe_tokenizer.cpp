@@ -96,6 +96,7 @@ struct BpeTokenizer::Model {
   bool add_prefix_space = false;
   std::string pattern;  // the pre-tokenizer's split; empty: none
   pcre2_code* regex = nullptr;
+  pcre2_match_context* limits = nullptr;  // bounds backtracking: a pathological pattern fails, not hangs
   int byte_id[256] = {};
   std::unordered_map<int32_t, uint8_t> codepoint_byte;
   struct Added {
@@ -107,6 +108,7 @@ struct BpeTokenizer::Model {
 
   ~Model() {
     if (regex != nullptr) pcre2_code_free(regex);
+    if (limits != nullptr) pcre2_match_context_free(limits);
   }
 
   [[noreturn]] void fail(const std::string& message) const { throw InputError(fmt::format("{}: {}", path, message)); }
@@ -202,7 +204,7 @@ void BpeTokenizer::Model::encode_plain(std::string_view raw, std::vector<int>& o
   PCRE2_SIZE offset = 0, covered = 0;
   std::string piece;
   while (offset < length) {
-    const int rc = pcre2_match(regex, subject, length, offset, PCRE2_NO_UTF_CHECK, match, nullptr);
+    const int rc = pcre2_match(regex, subject, length, offset, PCRE2_NO_UTF_CHECK, match, limits);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       pcre2_match_data_free(match);
@@ -238,6 +240,15 @@ bool is_tokenizer_json(const std::string& path) {
 BpeTokenizer::BpeTokenizer(const std::string& path) : model_(std::make_unique<Model>()) {
   Model& m = *model_;
   m.path = path;
+  try {
+    load(path);
+  } catch (const nlohmann::json::exception& e) {
+    m.fail(fmt::format("malformed: {}", e.what()));
+  }
+}
+
+void BpeTokenizer::load(const std::string& path) {
+  Model& m = *model_;
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("tokenizer '{}' cannot be read", path));
   nlohmann::json json;
@@ -290,7 +301,7 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : model_(std::make_unique<Mo
     const std::string type = step.value("type", std::string());
     if (type == "Split" && !byte_level && m.pattern.empty()) {
       if (!step.contains("pattern") || !step["pattern"].contains("Regex")) {
-        m.fail(fmt::format("pre_tokenizer Split {} needs a Regex pattern", step["pattern"].dump()));
+        m.fail(fmt::format("pre_tokenizer Split {} needs a Regex pattern", step.value("pattern", nlohmann::json()).dump()));
       }
       if (step.value("behavior", std::string()) != "Isolated" || step.value("invert", false)) {
         m.fail(fmt::format("pre_tokenizer Split with behavior {} and invert {} is not implemented (only Isolated)",
@@ -321,14 +332,23 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : model_(std::make_unique<Mo
                          reinterpret_cast<const char*>(message)));
     }
     pcre2_jit_compile(m.regex, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is unavailable
+    m.limits = pcre2_match_context_create(nullptr);
+    pcre2_set_match_limit(m.limits, 10'000'000);
+    pcre2_set_depth_limit(m.limits, 100'000);
   }
 
   // Vocabulary, added tokens, merges.
   int max_id = -1;
   const nlohmann::json vocab = model.value("vocab", nlohmann::json::object());  // items() must not outlive it
+  const auto checked_id = [&](const nlohmann::json& id, const std::string& token) {
+    if (!id.is_number_integer()) m.fail(fmt::format("token '{}' has id {}, not an integer", token, id.dump()));
+    const int64_t value = id.get<int64_t>();
+    if (value < 0 || value >= (int64_t{1} << 24)) m.fail(fmt::format("token '{}' has id {}, outside [0, 2^24)", token, value));
+    return static_cast<int>(value);
+  };
   for (const auto& [token, id] : vocab.items()) {
-    m.vocab[token] = id.get<int>();
-    max_id = std::max(max_id, id.get<int>());
+    m.vocab[token] = checked_id(id, token);
+    max_id = std::max(max_id, m.vocab[token]);
   }
   struct Entry {
     int id;
@@ -341,7 +361,8 @@ BpeTokenizer::BpeTokenizer(const std::string& path) : model_(std::make_unique<Mo
         m.fail(fmt::format("added token {} sets {}, which is not implemented", token.value("content", std::string()), flag));
       }
     }
-    added.push_back({token.at("id").get<int>(), token.at("content").get<std::string>()});
+    const std::string content = token.at("content").get<std::string>();
+    added.push_back({checked_id(token.at("id"), content), content});
     max_id = std::max(max_id, added.back().id);
   }
   if (max_id < 0) m.fail("model.vocab is empty");

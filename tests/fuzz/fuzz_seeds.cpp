@@ -69,6 +69,36 @@ void hf_config_seeds(const fs::path& out) {
   "rms_norm_eps": 1e-06, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "dtype": "float32"})");
 }
 
+// A byte-level BPE tokenizer.json: the 256 byte characters, two merges,
+// a special token, Llama-3's split regex.
+void tokenizer_seeds(const fs::path& out) {
+  std::string vocab;
+  int id = 0, next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const int codepoint = printable ? b : next++;
+    std::string ch;
+    if (codepoint < 0x80) {
+      ch = std::string(1, static_cast<char>(codepoint));
+      if (ch == "\"" || ch == "\\") ch = "\\" + ch;
+    } else {
+      ch = {static_cast<char>(0xC0 | (codepoint >> 6)), static_cast<char>(0x80 | (codepoint & 0x3F))};
+    }
+    vocab += (id ? ", \"" : "\"") + ch + "\": " + std::to_string(id);
+    ++id;
+  }
+  vocab += ", \"he\": 256, \"hel\": 257";
+  const std::string json = R"({"version": "1.0", "added_tokens": [{"id": 258, "content": "<|endoftext|>", "special": true}],
+  "normalizer": {"type": "NFC"},
+  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex":
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]},
+  "post_processor": {"type": "ByteLevel"},
+  "model": {"type": "BPE", "dropout": null, "ignore_merges": true, "vocab": {)" + vocab + R"(},
+    "merges": [["h", "e"], "he l"]}})";
+  put(out / "tokenizer_json" / "llama3-style", json);
+}
+
 void idx_seeds(const fs::path& out, const fs::path& work) {
   using cpt::data::TokenDtype;
   for (const auto& [name, dtype] : {std::pair{"uint16", TokenDtype::kUint16}, std::pair{"int32", TokenDtype::kInt32}}) {
@@ -145,6 +175,7 @@ int main(int argc, char** argv) {
   config_seeds(out, source);
   state_seeds(out, work);
   text_seeds(out);
+  tokenizer_seeds(out);
   fs::remove_all(work);
   return 0;
 }

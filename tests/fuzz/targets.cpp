@@ -11,6 +11,7 @@
 #include "cpt/common/error.h"
 #include "cpt/config/config.h"
 #include "cpt/config/serialize.h"
+#include "cpt/data/bpe_tokenizer.h"
 #include "cpt/data/indexed_dataset.h"
 #include "cpt/data/text_input.h"
 #include "cpt/io/checksums.h"
@@ -183,6 +184,17 @@ void text_input(const uint8_t* data, size_t size) {
   });
 }
 
+// A tokenizer.json, then text through it and back.
+void tokenizer_json(const uint8_t* data, size_t size) {
+  const std::string path = write("tok/tokenizer.json", data, size);
+  expect_clean([&] {
+    const data::BpeTokenizer tokenizer(path);
+    std::vector<int> ids;
+    tokenizer.encode("Hello, world's 12345 caf\xc3\xa9 \xce\xb1\xce\xb2 <|endoftext|>\n\n  x\xff", ids);
+    tokenizer.decode(ids);
+  });
+}
+
 // trainer_state/state.json and trainer_state/checksums.json.
 void trainer_state(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
@@ -198,6 +210,7 @@ const std::vector<Target>& targets() {
       {"hf_config", hf_config},     {"megatron_idx", megatron_idx},
       {"run_config", run_config},   {"merge_config", merge_config},
       {"text_input", text_input},   {"trainer_state", trainer_state},
+      {"tokenizer_json", tokenizer_json},
   };
   return all;
 }

@@ -36,6 +36,7 @@ class BpeTokenizer {
 
  private:
   struct Model;
+  void load(const std::string& path);
   std::unique_ptr<Model> model_;
 };
 
