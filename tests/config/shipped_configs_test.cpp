@@ -51,6 +51,17 @@ TEST(ShippedConfigs, MistralMedicalIsMistralSevenBWithItsWindow) {
   EXPECT_EQ(c.data.seq_len, c.model.shape.arch.sliding_window);
 }
 
+TEST(ShippedConfigs, Llama3PatentIsLlama31EightBAtItsContext) {
+  const Config c = load_shipped("llama3-patent.yaml").config;
+  const train::Plan plan = train::make_plan(c, 8);
+  EXPECT_EQ(plan.architecture, "LlamaForCausalLM, llama3 RoPE scaling (factor 8, low 1, high 4, original context 8192)");
+  EXPECT_EQ(plan.parameters, 8'030'261'248);
+  EXPECT_EQ(plan.tokens_per_step, 4'194'304);
+  EXPECT_EQ(c.train.steps, 2814);
+  EXPECT_EQ(c.data.seq_len, 8192);
+  EXPECT_EQ(c.tokenizer, "/models/Meta-Llama-3.1-8B");
+}
+
 TEST(ShippedConfigs, TinyIsAFewMillionParameters) {
   const Config c = load_shipped("tiny.yaml").config;
   const int64_t parameters = model::parameter_count(c.model.shape);
