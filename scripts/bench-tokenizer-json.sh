@@ -27,13 +27,11 @@ printf "%-7s %12s %8s %10s %10s  %s\n" style tokens "HF s" "ours 1w s" "ours $(n
 for style in llama3 qwen2; do
   "$python" tests/data/hf_bpe.py make "$style" "$work/$style" "$work/train.jsonl"
   "$python" tests/data/hf_bpe.py encode "$work/$style/tokenizer.json" "$work/bench.jsonl" "$work/$style.ids.json"
-  bos=""
-  [[ $style == qwen2 ]] && bos="--no-bos"
   ours() {
     local start end
     start=$(date +%s.%N)
     build/cpt-train tokenize --tokenizer "$work/$style" --input "$work/bench.jsonl" --output-prefix "$work/$style-$1" \
-      --no-eos $bos --workers "$1" --log-level warn
+      --no-eos --workers "$1" --log-level warn
     end=$(date +%s.%N)
     echo "$end - $start" | bc -l
   }

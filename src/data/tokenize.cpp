@@ -5,6 +5,7 @@
 #include <exception>
 #include <filesystem>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -95,8 +96,13 @@ TokenizeReport tokenize(const TokenizeOptions& options,
                         const std::function<void(const TokenizeProgress&)>& on_progress) {
   const auto start = std::chrono::steady_clock::now();
   const Tokenizer tokenizer(options.tokenizer);
-  if (options.add_bos && tokenizer.bos_id() < 0) {
-    throw InputError(fmt::format("tokenizer '{}' has no BOS token; pass --no-bos", options.tokenizer));
+  bool add_bos = options.add_bos;
+  if (add_bos && tokenizer.bos_id() < 0) {
+    if (!tokenizer.is_bpe()) throw InputError(fmt::format("tokenizer '{}' has no BOS token; pass --no-bos", options.tokenizer));
+    // A tokenizer.json whose config names no BOS (Qwen2's): its documents
+    // start without one, as HF encodes them.
+    spdlog::info("{} names no BOS token: documents start without one, as HF tokenizers encodes them", tokenizer.path());
+    add_bos = false;
   }
   if (options.add_eos && tokenizer.eos_id() < 0) {
     throw InputError(fmt::format("tokenizer '{}' has no EOS token; pass --no-eos", options.tokenizer));
@@ -201,7 +207,7 @@ TokenizeReport tokenize(const TokenizeOptions& options,
               continue;
             }
             tokenizer.encode(text, ids);
-            if (options.add_bos) encoded.tokens.push_back(tokenizer.bos_id());
+            if (add_bos) encoded.tokens.push_back(tokenizer.bos_id());
             encoded.tokens.insert(encoded.tokens.end(), ids.begin(), ids.end());
             if (options.add_eos) encoded.tokens.push_back(tokenizer.eos_id());
             encoded.ends.push_back(encoded.tokens.size());
