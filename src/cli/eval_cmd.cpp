@@ -51,7 +51,7 @@ std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, const std::string& c
   const data::Tokenizer tokenizer(path);
   // Another tokenizer's ids would mostly fall inside the vocabulary and be
   // scored as garbage: refuse the pair, as generate does.
-  if (tokenizer.vocab_size() != model_vocab) {
+  if (!tokenizer.fits_model_vocab(model_vocab)) {
     throw InputError(fmt::format("tokenizer '{}' has {} pieces but the model's vocabulary is {}; evaluate with the "
                                  "tokenizer the model was trained with",
                                  path, tokenizer.vocab_size(), model_vocab));
@@ -69,9 +69,9 @@ std::vector<int64_t> tokens_of_inputs(const EvalArgs& args, const std::string& c
         throw InputError(fmt::format("{}:{}: {}", input, line, reason));
       }
       tokenizer.encode(text, ids);
-      tokens.push_back(tokenizer.bos_id());
+      if (tokenizer.bos_id() >= 0) tokens.push_back(tokenizer.bos_id());  // Qwen2 has none
       tokens.insert(tokens.end(), ids.begin(), ids.end());
-      tokens.push_back(tokenizer.eos_id());
+      if (tokenizer.eos_id() >= 0) tokens.push_back(tokenizer.eos_id());
     }
   }
   return tokens;

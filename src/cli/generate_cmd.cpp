@@ -34,14 +34,16 @@ int run_generate(const GenerateArgs& args) {
   const std::string path = args.tokenizer.empty() ? checkpoint : args.tokenizer;  // a directory: its tokenizer.model or tokenizer.json
   const data::Tokenizer tokenizer(path);
   model::Llama model = train::load_model(checkpoint);
-  if (tokenizer.vocab_size() != model->shape().vocab_size) {
+  if (!tokenizer.fits_model_vocab(model->shape().vocab_size)) {
     throw InputError(fmt::format("tokenizer '{}' has {} pieces but the model's vocabulary is {}", path,
                                  tokenizer.vocab_size(), model->shape().vocab_size));
   }
   std::vector<int> ids;
   tokenizer.encode(args.prompt, ids);
-  std::vector<int64_t> prompt{tokenizer.bos_id()};
+  std::vector<int64_t> prompt;
+  if (tokenizer.bos_id() >= 0) prompt.push_back(tokenizer.bos_id());  // Qwen2 has none
   prompt.insert(prompt.end(), ids.begin(), ids.end());
+  if (prompt.empty()) throw InputError("the prompt is empty and the tokenizer has no BOS token to start from");
   // The prompt must leave room in the context for at least one new token.
   const int64_t context = model->shape().max_position_embeddings;
   if (static_cast<int64_t>(prompt.size()) >= context) {
@@ -64,7 +66,7 @@ int run_generate(const GenerateArgs& args) {
   options.stop_token = tokenizer.eos_id();
   train::StopReason stopped{};
   const auto tokens = train::generate(model, prompt, options, &stopped);
-  std::vector<int> out(tokens.begin() + 1, tokens.end());  // without BOS
+  std::vector<int> out(tokens.begin() + (tokenizer.bos_id() >= 0 ? 1 : 0), tokens.end());  // without BOS
   std::printf("%s\n", tokenizer.decode(out).c_str());
   std::fflush(stdout);
   // On stderr, so the text on stdout stays clean for a pipe.

@@ -118,6 +118,9 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
 }
 
 int Tokenizer::vocab_size() const { return bpe_ ? bpe_->vocab_size() : module_->piece_size(model_); }
+bool Tokenizer::fits_model_vocab(int64_t model_vocab) const {
+  return bpe_ ? vocab_size() <= model_vocab : vocab_size() == model_vocab;
+}
 int Tokenizer::bos_id() const { return bpe_ ? bpe_->bos_id() : module_->bos_id(model_); }
 int Tokenizer::eos_id() const { return bpe_ ? bpe_->eos_id() : module_->eos_id(model_); }
 

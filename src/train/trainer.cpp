@@ -427,7 +427,7 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
 
   if (!c.tokenizer.empty()) {
     const data::Tokenizer tokenizer(c.tokenizer);
-    if (tokenizer.vocab_size() != c.model.shape.vocab_size) {
+    if (!tokenizer.fits_model_vocab(c.model.shape.vocab_size)) {
       throw InputError(fmt::format("{}: tokenizer '{}' has {} pieces but model.vocab_size is {}; they must match",
                                    loaded.source, c.tokenizer, tokenizer.vocab_size(), c.model.shape.vocab_size));
     }

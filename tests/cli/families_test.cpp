@@ -27,9 +27,13 @@ TEST(Families, AQwen2BaseTrainsAndItsCheckpointsLoadInTransformersAsQwen2) {
   const auto made = run_command(fmt::format(CPT_PYTHON " {}/tests/model/transformers_family.py make qwen2 {} '[[1, 2]]' {}",
                                             CPT_SOURCE_DIR, base, dir.file("unused.f32")));
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  // The tokenizer files a Qwen2 base ships (their contents are not read here).
-  dir.write("qwen2-base/tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE"}})");
-  dir.write("qwen2-base/tokenizer_config.json", R"({"tokenizer_class": "Qwen2Tokenizer"})");
+  // A Qwen2-style tokenizer.json (its regex and NFC, no BOS) of 290 tokens
+  // for the model's 300 rows: Qwen2 pads its embeddings past the tokenizer.
+  const std::string docs = dir.file("docs.jsonl");
+  ASSERT_EQ(run_command(fmt::format(CPT_PYTHON " {}/tests/data/hf_bpe.py corpus {}", CPT_SOURCE_DIR, docs)).exit_code, 0);
+  const auto tokenizer = run_command(fmt::format(CPT_PYTHON " {}/tests/data/hf_bpe.py make qwen2 {} {} 290",
+                                                 CPT_SOURCE_DIR, base, docs));
+  ASSERT_EQ(tokenizer.exit_code, 0) << tokenizer.err;
   std::mt19937 rng(5);
   std::uniform_int_distribution<int32_t> token(0, 299);
   for (const char* name : {"domain", "heldout"}) {
@@ -74,9 +78,18 @@ eval: {{every_steps: 4}}
   const auto loaded = run_command(fmt::format(CPT_PYTHON " {}/tests/model/transformers_family.py load qwen2 {} '[[1, 2, 3]]' {}",
                                               CPT_SOURCE_DIR, checkpoint, dir.file("back.f32")));
   EXPECT_EQ(loaded.exit_code, 0) << loaded.err;
-  // eval reads the checkpoint as the family it is.
+  // eval reads the checkpoint as the family it is, and eval --input and
+  // generate use its tokenizer.json, which has no BOS.
   const auto evaluated = run_command(fmt::format("{} eval --checkpoint {}/out --json", CPT_BINARY, dir.path()));
   EXPECT_EQ(evaluated.exit_code, 0) << evaluated.err;
+  const std::string text = dir.write("text.jsonl", "{\"text\": \"The patent claims a method of caf\u00e9 brewing.\"}\n");
+  const auto on_text = run_command(fmt::format("{} eval --checkpoint {}/out --input {} --seq-len 8 --json", CPT_BINARY,
+                                               dir.path(), text));
+  EXPECT_EQ(on_text.exit_code, 0) << on_text.err;
+  const auto generated = run_command(fmt::format("{} generate --checkpoint {}/out --prompt 'A method' --max-new-tokens 4 "
+                                                 "--temperature 0", CPT_BINARY, dir.path()));
+  EXPECT_EQ(generated.exit_code, 0) << generated.err;
+  EXPECT_NE(generated.out.find("A method"), std::string::npos) << generated.out;
 }
 
 }  // namespace

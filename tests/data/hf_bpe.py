@@ -7,7 +7,7 @@ Usage:
       (Latin with diacritics, Greek, Cyrillic, Hebrew, Hangul, kana, CJK,
       combining marks) mixed into sentences, some of them decomposed (NFD)
       so that NFC has work to do.
-  hf_bpe.py make STYLE OUT_DIR CORPUS.jsonl
+  hf_bpe.py make STYLE OUT_DIR CORPUS.jsonl [VOCAB_SIZE]
       trains a byte-level BPE of STYLE: llama3 (Llama-3's split regex,
       ignore_merges, a BOS template, <|begin_of_text|> / <|end_of_text|>),
       qwen2 (Qwen2's regex, NFC, no BOS, <|endoftext|>) or gpt2 (ByteLevel's
@@ -81,7 +81,7 @@ def corpus(out_path):
             f.write(json.dumps({"text": d}, ensure_ascii=False) + "\n")
 
 
-def make(style, out_dir, corpus_path):
+def make(style, out_dir, corpus_path, vocab_size=4000):
     import os
     os.makedirs(out_dir, exist_ok=True)
     texts = [json.loads(line)["text"] for line in open(corpus_path, encoding="utf-8")]
@@ -98,7 +98,7 @@ def make(style, out_dir, corpus_path):
     if style == "qwen2":
         tokenizer.normalizer = normalizers.NFC()
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=4000, special_tokens=specials,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
     if style == "llama3":
@@ -130,6 +130,6 @@ if __name__ == "__main__":
     if command == "corpus":
         corpus(sys.argv[2])
     elif command == "make":
-        make(sys.argv[2], sys.argv[3], sys.argv[4])
+        make(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 4000)
     else:
         encode(sys.argv[2], sys.argv[3], sys.argv[4])

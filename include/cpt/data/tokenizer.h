@@ -4,6 +4,7 @@
 // told apart by the file's contents. A directory means its tokenizer.model,
 // else its tokenizer.json.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,6 +28,11 @@ class Tokenizer {
   std::string decode(const std::vector<int>& ids) const;
 
   int vocab_size() const;
+  // Whether a model with `model_vocab` embedding rows is one for this
+  // tokenizer: the same count for SentencePiece; at least the tokenizer's
+  // for tokenizer.json, whose models pad their embeddings (Qwen2.5-7B:
+  // 152,064 rows for 151,665 tokens).
+  bool fits_model_vocab(int64_t model_vocab) const;
   int bos_id() const;  // -1 when the model has none
   int eos_id() const;
   const std::string& path() const { return path_; }  // the file read
