@@ -1,7 +1,10 @@
 // Checkpoint save throughput against a raw sequential write (write + fsync)
 // of the same number of bytes, in the same run, and load time.
 //
-// Usage: bench_checkpoint DIR
+// Usage: bench_checkpoint DIR [--json]
+//   --json prints one JSON line instead of the table and keeps the
+//   checkpoint (its path is "checkpoint"), for scripts/bench-peers.sh to
+//   hand the same tensors to its peers.
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,8 +12,10 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "bench_shapes.h"
@@ -22,8 +27,9 @@
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: bench_checkpoint DIR\n");
+  const bool json = argc == 3 && std::string(argv[2]) == "--json";
+  if (argc != 2 && !json) {
+    std::fprintf(stderr, "usage: bench_checkpoint DIR [--json]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -76,6 +82,14 @@ int main(int argc, char** argv) {
   cpt::train::verify_checkpoint(saved);
   const double verify_s = std::chrono::duration<double>(Clock::now() - start).count();
 
+  std::filesystem::remove(raw);
+  if (json) {
+    const nlohmann::json out = {{"checkpoint", saved}, {"bytes", bytes},          {"save_s", save_s},
+                                {"raw_write_s", raw_s}, {"checksum_s", checksum_s}, {"load_s", load_s},
+                                {"verify_s", verify_s}};
+    std::printf("%s\n", out.dump().c_str());
+    return 0;
+  }
   std::printf("| measure | value |\n| --- | --- |\n");
   std::printf("| checkpoint (weights + AdamW moments) | %.0f MB |\n", static_cast<double>(bytes) / 1e6);
   std::printf("| save (fsynced) | %.2f s, %.0f MB/s |\n", save_s, static_cast<double>(bytes) / save_s / 1e6);

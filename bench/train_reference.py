@@ -1,9 +1,10 @@
-"""Python PyTorch eager baseline for scripts/bench-train.sh: transformers'
-LlamaForCausalLM (SDPA attention) of the same shape, torch's fused AdamW and
-clipping, on random tokens, with the same torch wheel cpt-train links.
-Prints tokens/s of the median timed step.
+"""The Python PyTorch baseline for scripts/bench-train.sh and bench-peers.sh:
+transformers' LlamaForCausalLM (SDPA attention) of the same shape, torch's
+fused AdamW and clipping, on random tokens, with the same torch wheel
+cpt-train links; eager, or with the model under torch.compile (the first two
+steps, which compile, are not timed). Prints tokens/s of the median timed step.
 
-Usage: train_reference.py HIDDEN INTERMEDIATE LAYERS HEADS KV VOCAB SEQ MICRO ACCUM STEPS [bf16]
+Usage: train_reference.py HIDDEN INTERMEDIATE LAYERS HEADS KV VOCAB SEQ MICRO ACCUM STEPS [fp32|bf16] [compile]
 """
 import statistics
 import sys
@@ -15,12 +16,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 def main():
     d, f, layers, heads, kv, vocab, seq, micro, accum, steps = (int(x) for x in sys.argv[1:11])
-    bf16 = len(sys.argv) > 11 and sys.argv[11] == "bf16"
+    bf16 = "bf16" in sys.argv[11:]
+    compiled = "compile" in sys.argv[11:]
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=d, intermediate_size=f, num_hidden_layers=layers, num_attention_heads=heads,
                          num_key_value_heads=kv, vocab_size=vocab, max_position_embeddings=seq, rms_norm_eps=1e-5,
                          rope_theta=10000.0, tie_word_embeddings=False, attn_implementation="sdpa")
     model = LlamaForCausalLM(config).train()
+    forward = torch.compile(model) if compiled else model
     params = list(model.parameters())
     decay = [t for t in params if t.dim() >= 2]
     rest = [t for t in params if t.dim() < 2]
@@ -33,13 +36,15 @@ def main():
             tokens = torch.randint(0, vocab, (micro, seq))
             targets = torch.randint(0, vocab, (micro, seq))
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=tokens).logits
+                logits = forward(input_ids=tokens).logits
             loss = torch.nn.functional.cross_entropy(logits.float().view(-1, vocab), targets.view(-1)) / accum
             loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
 
-    step()  # warm up
+    step()  # warm up (and compile)
+    if compiled:
+        step()  # the backward graph's first run after the forward's recompile, if any
     # The median step, as for cpt-train: one stall on a shared machine
     # does not move it.
     seconds = []

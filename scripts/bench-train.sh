@@ -4,7 +4,13 @@
 #   model, batch, AdamW and clipping, fp32 and bf16                   goal >= 1.5x
 #   MFU against this machine's matmul FLOP/s in the training dtype (cpt-train measures it at start) goal >= 0.7
 # for the tiny config and a ~100M-parameter one.
+#
+# --compiled adds the same baseline under torch.compile (goal >= 1.0x; its
+# compilation is not timed) and leaves out the checkpoint part: the form
+# scripts/bench-peers.sh runs.
 set -euo pipefail
+compiled=""
+[[ ${1:-} == --compiled ]] && compiled=1
 cd "$(dirname "$0")/.."
 [[ -x build/cpt-train ]] || scripts/build.sh >/dev/null
 python=${CPT_VENV:-$HOME/.cache/cpt-train/venv}/bin/python
@@ -17,9 +23,9 @@ trap 'rm -rf "$work"' EXIT
 # CPT_BENCH_BEFORE=/path/to/an/older/cpt-train adds its tokens/s beside
 # ours, in the same run (a before/after of a change), and its step split.
 before=${CPT_BENCH_BEFORE:-}
-printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.5) | MFU vs the matmul peak in the training dtype (goal >= 0.7) |%s\n' \
-  "${before:+ before: tokens/s | before: ratio |}"
-printf '| --- | --- | --- | --- | --- |%s\n' "${before:+ --- | --- |}"
+printf '| model | cpt-train tokens/s | PyTorch eager tokens/s | ratio (goal >= 1.5) | MFU vs the matmul peak in the training dtype (goal >= 0.7) |%s%s\n' \
+  "${compiled:+ torch.compile tokens/s | ratio (goal >= 1.0) |}" "${before:+ before: tokens/s | before: ratio |}"
+printf '| --- | --- | --- | --- | --- |%s%s\n' "${compiled:+ --- | --- |}" "${before:+ --- | --- |}"
 splits=""
 train() {  # binary out name-args... ; prints "tokens/s mfu split"
   local binary=$1 out=$2 d=$3 f=$4 l=$5 h=$6 kv=$7 v=$8 seq=$9 micro=${10} accum=${11} steps=${12} precision=${13}
@@ -46,9 +52,14 @@ bench() {  # name hidden inter layers heads kv vocab seq micro accum steps preci
   splits+="| $name | ours | $split |"$'\n'
   theirs=$("$python" bench/train_reference.py "$@")
   local extra=""
+  if [[ -n $compiled ]]; then
+    local theirs_compiled
+    theirs_compiled=$("$python" bench/train_reference.py "$@" compile 2>/dev/null)
+    extra=$(printf ' %.0f | %.2fx |' "$theirs_compiled" "$(echo "$ours / $theirs_compiled" | bc -l)")
+  fi
   if [[ -n $before ]]; then
     read -r old _ old_split < <(train "$before" "$work/$name-before" "$@")
-    extra=$(printf ' %.0f | %.2fx |' "$old" "$(echo "$old / $theirs" | bc -l)")
+    extra+=$(printf ' %.0f | %.2fx |' "$old" "$(echo "$old / $theirs" | bc -l)")
     splits+="| $name | before | $old_split |"$'\n'
   fi
   printf '| %s | %.0f | %.0f | %.2fx | %.2f |%s\n' "$name" "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)" "$mfu" "$extra"
@@ -62,6 +73,7 @@ echo
 echo "## step split, ms per step: data / forward / backward / communication / optimizer"
 printf '| model | binary | ms |\n| --- | --- | --- |\n%s' "$splits"
 
+[[ -n $compiled ]] && exit 0
 echo
 echo "## checkpoint save vs raw sequential write, ~97M-parameter model"
 [[ -x build/bench_checkpoint ]] || scripts/build.sh >/dev/null
