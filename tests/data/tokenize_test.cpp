@@ -6,10 +6,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "cpt/common/error.h"
 #include "cpt/data/indexed_dataset.h"
 #include "cpt/data/tokenizer.h"
+#include "support/python.h"
 #include "support/run_command.h"
 #include "support/temp_dir.h"
 #include "support/test_tokenizer.h"
@@ -200,6 +202,127 @@ TEST(Tokenizer, DecodesWhatItEncodes) {
   const std::string text = "A compiler translates source code. Ünïcödé survives via byte fallback: 日本";
   tokenizer.encode(text, ids);
   EXPECT_EQ(tokenizer.decode(ids), text);
+}
+
+// A SentencePiece model trained on the test corpus with extra spm_train flags.
+std::string train_model(const testing::TempDir& dir, const std::string& name, const std::string& flags) {
+  std::string corpus;
+  for (const auto& t : testing::test_tokenizer().documents) corpus += t + "\n";
+  const std::string input = dir.write(name + "-corpus.txt", corpus);
+  const auto trained = testing::run_command("spm_train --input=" + input + " --model_prefix=" + dir.file(name) +
+                                            " --vocab_size=2000 --byte_fallback=true --minloglevel=2 --num_threads=2 " +
+                                            flags + " >/dev/null 2>&1");
+  EXPECT_EQ(trained.exit_code, 0) << trained.err;
+  return dir.file(name + ".model");
+}
+
+// Texts whose spaces sit next to everything a cut must respect: runs of
+// spaces, tabs and newlines, non-ASCII and NFKC-mapped characters (no-break
+// and ideographic spaces, full-width letters, a combining accent, U+2581
+// itself), punctuation and digits, words longer than a cached one, and
+// the FOLDOC documents, alone and three to a multi-line text.
+std::vector<std::string> texts_around_spaces() {
+  std::vector<std::string> texts = {"",
+                                    " ",
+                                    "a",
+                                    "a b",
+                                    " a b ",
+                                    "a  b",
+                                    "a \tb\t c",
+                                    "line one\nline two\n\n  three",
+                                    "caf\u00e9 au lait, na\u00efve co\u00f6perate",
+                                    "no\u00a0break and\u3000ideographic space",
+                                    "\uff26\uff35\uff2c\uff2c width and \u2460 circled",
+                                    "e \u0301 accent after a space",
+                                    "\u2581 literal \u2581marker\u2581 here",
+                                    "x = f(y) + 42; // 3.14 * r ** 2 - 1e-9 != 0",
+                                    "supercalifragilisticexpialidocious-and-then-some-more-hyphenated-words-past-sixty-four-bytes "
+                                    "then short ones",
+                                    "\xf0\x9f\x98\x80 emoji \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e text"};
+  const auto& documents = testing::test_tokenizer().documents;
+  for (size_t i = 0; i < 1500 && i < documents.size(); ++i) texts.push_back(documents[i]);
+  for (size_t i = 0; i + 2 < 600 && i + 2 < documents.size(); i += 3) {
+    texts.push_back(documents[i] + "\n" + documents[i + 1] + "\n\n" + documents[i + 2]);
+  }
+  return texts;
+}
+
+// The reference: the venv's Python SentencePiece (what Megatron-LM's
+// preprocessing and transformers' slow tokenizers encode with), one
+// encode() per whole text.
+std::vector<std::vector<int>> python_encode(const std::string& model, const std::vector<std::string>& texts,
+                                            const testing::TempDir& dir) {
+  nlohmann::json all = texts;
+  const std::string input = dir.write("texts.json", all.dump());
+  const auto result = testing::run_command(
+      std::string(CPT_PYTHON) + " -c \"import json, sys, sentencepiece as s; m = s.SentencePieceProcessor(model_file=sys.argv[1]); "
+      "print(json.dumps(m.encode(json.load(open(sys.argv[2], encoding='utf-8')))))\" " + model + " " + input);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  return nlohmann::json::parse(result.out).get<std::vector<std::vector<int>>>();
+}
+
+void expect_encodes_as_python(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                              const std::vector<std::vector<int>>& reference) {
+  ASSERT_EQ(texts.size(), reference.size());
+  std::vector<int> ids;
+  // Twice: the second pass takes every word from the cache.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      tokenizer.encode(texts[i], ids);
+      ASSERT_EQ(ids, reference[i]) << "pass " << pass << ", text " << i << ": " << nlohmann::json(texts[i]).dump();
+    }
+  }
+}
+
+TEST(Tokenizer, BpeModelsEncodeWordByWordExactlyAsSentencePieceDoes) {
+  ASSERT_TRUE(testing::python_has("sentencepiece"));
+  testing::TempDir dir;
+  const std::string model = train_model(dir, "bpe", "--model_type=bpe");
+  const Tokenizer tokenizer(model);
+  ASSERT_TRUE(tokenizer.encodes_word_by_word());
+  const auto texts = texts_around_spaces();
+  const auto reference = python_encode(model, texts, dir);
+  expect_encodes_as_python(tokenizer, texts, reference);
+  // Two threads at once through another Tokenizer of the same model, each
+  // thread with its own cache, from cold.
+  const Tokenizer second(model);
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(2, 0);
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<int> ids;
+      for (size_t i = 0; i < texts.size(); ++i) {
+        second.encode(texts[i], ids);
+        if (ids != reference[i]) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>({0, 0}));
+}
+
+TEST(Tokenizer, EncodesWholeTextsWhereWordByWordWouldNotBeExact) {
+  ASSERT_TRUE(testing::python_has("sentencepiece"));
+  testing::TempDir dir;
+  const auto texts = texts_around_spaces();
+  const std::vector<std::string> first(texts.begin(), texts.begin() + 400);
+  // Unigram sums float scores along its path (a tie can round differently
+  // after another prefix); the others change what a space becomes.
+  for (const auto& [name, flags] : std::vector<std::pair<std::string, std::string>>{
+           {"unigram", "--model_type=unigram"},
+           {"no-dummy-prefix", "--model_type=bpe --add_dummy_prefix=false"},
+           {"suffix", "--model_type=bpe --treat_whitespace_as_suffix=true"}}) {
+    SCOPED_TRACE(name);
+    const std::string model = train_model(dir, name, flags);
+    const Tokenizer tokenizer(model);
+    EXPECT_FALSE(tokenizer.encodes_word_by_word());
+    expect_encodes_as_python(tokenizer, first, python_encode(model, first, dir));
+  }
+  // A built-in normaliser other than the default keeps it on.
+  const std::string identity = train_model(dir, "identity", "--model_type=bpe --normalization_rule_name=identity");
+  const Tokenizer tokenizer(identity);
+  EXPECT_TRUE(tokenizer.encodes_word_by_word());
+  expect_encodes_as_python(tokenizer, first, python_encode(identity, first, dir));
 }
 
 }  // namespace

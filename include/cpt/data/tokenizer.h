@@ -37,11 +37,23 @@ class Tokenizer {
   int eos_id() const;
   const std::string& path() const { return path_; }  // the file read
   bool is_bpe() const { return bpe_ != nullptr; }
+  // Whether encode() splits a SentencePiece text at single spaces and
+  // reuses each thread's encodings of the words it has seen (only where
+  // the model makes that exact: tokenizer.cpp says when).
+  bool encodes_word_by_word() const { return word_by_word_; }
 
  private:
+  void encode_word_by_word(std::string_view text, std::vector<int>& ids) const;
+  void encode_whole(std::string_view text, std::vector<int>& ids) const;
+
   std::string path_;
   const SentencePieceModule* module_ = nullptr;
   void* model_ = nullptr;
+  // Whether this SentencePiece model encodes a text as the concatenation of
+  // its space-separated words' encodings (see tokenizer.cpp); then each
+  // thread keeps the words it has seen, as HF tokenizers' BPE cache does.
+  bool word_by_word_ = false;
+  uint64_t instance_ = 0;  // tells the threads' word caches which Tokenizer filled them
   std::unique_ptr<BpeTokenizer> bpe_;
 };
 
