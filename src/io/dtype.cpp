@@ -1,5 +1,6 @@
 #include "cpt/io/dtype.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -104,6 +105,35 @@ size_t dtype_bits(Dtype dtype) {
 
 bool is_float(Dtype dtype) {
   return dtype == Dtype::kF16 || dtype == Dtype::kBF16 || dtype == Dtype::kF32 || dtype == Dtype::kF64;
+}
+
+namespace {
+
+// A float is NaN or infinite exactly when its exponent bits are all ones.
+// The loop ORs a flag per block so the compiler vectorises it.
+template <class Bits>
+bool exponents_finite(const void* data, size_t count, Bits exponent) {
+  const auto* bits = static_cast<const Bits*>(data);
+  constexpr size_t kBlock = 4096;
+  for (size_t begin = 0; begin < count; begin += kBlock) {
+    const size_t end = std::min(count, begin + kBlock);
+    bool any = false;
+    for (size_t i = begin; i < end; ++i) any |= (bits[i] & exponent) == exponent;
+    if (any) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool all_finite(Dtype dtype, const void* data, size_t count) {
+  switch (dtype) {
+    case Dtype::kF32: return exponents_finite<uint32_t>(data, count, 0x7f800000u);
+    case Dtype::kBF16: return exponents_finite<uint16_t>(data, count, 0x7f80u);
+    case Dtype::kF16: return exponents_finite<uint16_t>(data, count, 0x7c00u);
+    case Dtype::kF64: return exponents_finite<uint64_t>(data, count, 0x7ff0000000000000ull);
+    default: return true;
+  }
 }
 
 std::optional<Dtype> parse_torch_dtype(const std::string& name) {

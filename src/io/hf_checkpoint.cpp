@@ -62,9 +62,9 @@ void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_
       throw InputError(fmt::format("'{}': tensor '{}' is {}; weights must be F32, F16 or BF16", dir, name, dtype_name(spec.dtype)));
     }
     // A view of the mapped bytes; copy_ converts to the parameter's dtype.
-    auto view = torch::from_blob(const_cast<uint8_t*>(tensor.file->data(*tensor.info)), spec.shape,
-                                 torch::TensorOptions().dtype(torch_type(spec.dtype)));
-    if (!torch::isfinite(view).all().item<bool>()) {
+    const uint8_t* bytes = tensor.file->data(*tensor.info);
+    auto view = torch::from_blob(const_cast<uint8_t*>(bytes), spec.shape, torch::TensorOptions().dtype(torch_type(spec.dtype)));
+    if (!all_finite(spec.dtype, bytes, static_cast<size_t>(spec.numel()))) {
       throw InputError(fmt::format("'{}': tensor '{}' in {} holds NaN or infinite values", dir, name, tensor.file->path()));
     }
     param.copy_(view);

@@ -323,11 +323,17 @@ std::optional<std::string> newest_intact_checkpoint(const CheckpointPaths& paths
 
 TrainerState load_checkpoint(const std::string& dir, DataParallel& replicas, AdamW& optimizer) {
   const TrainerState state = read_trainer_state(dir);
-  NamedTensors weights;  // fp32 on the host, whatever the compute dtype
-  for (const auto& [name, p] : replicas.parameters()) weights.emplace_back(name, torch::empty(p.sizes(), torch::kFloat));
   const fs::path master = fs::path(dir) / kMasterDir;
-  io::load_hf_weights(weights, fs::exists(master) ? master.string() : dir, /*verify_checksums=*/false);
-  replicas.load_master_weights(weights);
+  const std::string weights_dir = fs::exists(master) ? master.string() : dir;
+  if (replicas.parameters_are_host_master()) {
+    NamedTensors parameters = replicas.parameters();  // share the parameters' storage
+    io::load_hf_weights(parameters, weights_dir, /*verify_checksums=*/false);
+  } else {
+    NamedTensors weights;  // fp32 on the host, whatever the compute dtype
+    for (const auto& [name, p] : replicas.parameters()) weights.emplace_back(name, torch::empty(p.sizes(), torch::kFloat));
+    io::load_hf_weights(weights, weights_dir, /*verify_checksums=*/false);
+    replicas.load_master_weights(weights);
+  }
   const MomentPieces moments((fs::path(dir) / "trainer_state").string());
   optimizer.load_state([&](const std::string& key, int64_t offset, torch::Tensor& out) { moments.read(key, offset, out); },
                        state.optimizer_steps);

@@ -275,6 +275,10 @@ void DataParallel::load_master_weights(const NamedTensors& values) {
   }
 }
 
+bool DataParallel::parameters_are_host_master() const {
+  return !mixed() && flat_params_.is_cpu();
+}
+
 size_t DataParallel::buckets() const { return buckets_->begin.size(); }
 
 }  // namespace cpt::train

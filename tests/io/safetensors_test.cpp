@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -153,6 +155,41 @@ TEST(Dtype, HalfConversionsRoundToNearestEvenLikeNumpyAndTorch) {
   float back[3];
   to_f32(Dtype::kF16, half, back, 3);
   EXPECT_EQ(back[2], 1.0009765625f);
+}
+
+TEST(Dtype, AllFiniteFindsOneNanOrInfinityAnywhereInEachFloatType) {
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity()};
+  // Long enough for several blocks of the check; the bad value at the
+  // start, in the middle of a block, and last.
+  const size_t n = 10'000;
+  for (Dtype dtype : {Dtype::kF32, Dtype::kBF16, Dtype::kF16, Dtype::kF64}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    std::vector<float> values(n);
+    for (size_t i = 0; i < n; ++i) values[i] = static_cast<float>(i % 97) * (i % 2 ? -1e2f : 1e-3f);
+    values[5] = 65504.0f;  // the largest half: finite in every type
+    std::vector<uint8_t> bytes(n * dtype_bits(dtype) / 8);
+    const auto encode = [&] {
+      if (dtype == Dtype::kF64) {
+        for (size_t i = 0; i < n; ++i) reinterpret_cast<double*>(bytes.data())[i] = values[i];
+      } else {
+        from_f32(dtype, values.data(), bytes.data(), n);
+      }
+    };
+    encode();
+    EXPECT_TRUE(all_finite(dtype, bytes.data(), n));
+    for (size_t at : {size_t{0}, size_t{5000}, n - 1}) {
+      for (float special : specials) {
+        const float kept = values[at];
+        values[at] = special;
+        encode();
+        EXPECT_FALSE(all_finite(dtype, bytes.data(), n)) << "at " << at << ": " << special;
+        values[at] = kept;
+      }
+    }
+  }
+  const int32_t integers[] = {0x7f800000, -1};
+  EXPECT_TRUE(all_finite(Dtype::kI32, integers, 2));  // not floats: nothing to check
 }
 
 struct BadFile {

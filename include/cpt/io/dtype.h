@@ -20,6 +20,10 @@ size_t dtype_bits(Dtype dtype);
 // True for F16, BF16, F32 and F64: the types converted to and from fp32.
 bool is_float(Dtype dtype);
 
+// Whether none of `count` elements of a float type (is_float) is NaN or
+// infinite: one read pass over the bytes, nothing allocated.
+bool all_finite(Dtype dtype, const void* data, size_t count);
+
 // "bfloat16" / "bf16", "float16" / "fp16" / "half", "float32" / "fp32" / "float",
 // as mergekit and transformers' torch_dtype spell them.
 std::optional<Dtype> parse_torch_dtype(const std::string& name);

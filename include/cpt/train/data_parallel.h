@@ -85,6 +85,9 @@ class DataParallel {
   // Sets every parameter, and this rank's master weights, from `values`
   // (whole fp32 tensors by parameter name, e.g. a checkpoint's).
   void load_master_weights(const NamedTensors& values);
+  // True when the parameters are fp32 on the host and are the master
+  // weights themselves: a load can then write straight into them.
+  bool parameters_are_host_master() const;
 
   // Of the last step's gradient buckets, how many the hooks started while
   // backward was still running (the rest started after it).
