@@ -116,13 +116,13 @@ with open(sys.argv[2], 'w', encoding='utf-8') as out:
     --character_coverage=0.9995 --byte_fallback=true --input_sentence_size=100000 --shuffle_input_sentence=true \
     --num_threads="$n" --minloglevel=2 >/dev/null 2>&1
   scripts/make-tiny-data.sh >/dev/null
-  echo "Input: $(du -m "$jsonl" | cut -f1) MB of JSONL, $(wc -l <"$jsonl") documents. $n workers each: \`cpt-train tokenize --workers $n --no-bos\` and \`preprocess_data.py --workers $n --append-eod\` (both write .bin/.idx: EOS after each document, no BOS, as Megatron's Llama2Tokenizer does), timed end to end from process start. HF: \`Tokenizer.encode_batch_fast\` with RAYON_NUM_THREADS=$n of the model as transformers converts it, timing the encode call alone (not reading, not writing). Goal: at least 1.5x each, identical tokens."
+  echo "Input: $(du -m "$jsonl" | cut -f1) MB of JSONL, $(commas "$(wc -l <"$jsonl")") documents. $n workers each: \`cpt-train tokenize --workers $n --no-bos\` and \`preprocess_data.py --workers $n --append-eod\` (both write .bin/.idx: EOS after each document, no BOS, as Megatron's Llama2Tokenizer does), timed end to end from process start. HF: \`Tokenizer.encode_batch_fast\` with RAYON_NUM_THREADS=$n of the model as transformers converts it, timing the encode call alone (not reading, not writing). Goal: at least 1.5x each, identical tokens."
   echo
   echo "| model | tokens | cpt-train | Megatron-LM | speed-up (goal >= 1.5) | identical .bin/.idx | HF tokenizers encode | speed-up (goal >= 1.5) | identical tokens |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   local model name s e ours_s peer_s hf hf_s tokens same hf_same meg
   for name in bpe-32k unigram-8k; do
-    [[ $name == bpe-32k ]] && model=$work/bpe.model || model=runs/tiny-data/tokenizer.model
+    [[ $name == bpe-32k ]] && model=$work/bpe.model || model=$PWD/runs/tiny-data/tokenizer.model
     s=$(now)
     build/cpt-train --log-level warn tokenize --tokenizer "$model" --input "$jsonl" --output-prefix "$work/ours" \
       --workers "$n" --no-bos
@@ -135,6 +135,9 @@ with open(sys.argv[2], 'w', encoding='utf-8') as out:
         --input "$jsonl" --output-prefix "$work/megatron" --tokenizer-type Llama2Tokenizer --tokenizer-model "$model" \
         --append-eod --workers "$n" --log-interval 100000000 >"$work/megatron.log" 2>&1) ||
         { echo "preprocess_data.py failed:" >&2; tail -5 "$work/megatron.log" >&2; exit 1; }
+      # Its pool's workers can die (a tokenizer that does not load) while it exits 0.
+      [[ -s $work/megatron_text_document.idx ]] ||
+        { echo "preprocess_data.py wrote no $work/megatron_text_document.idx:" >&2; tail -5 "$work/megatron.log" >&2; exit 1; }
       e=$(now)
       peer_s=$(echo "$e - $s" | bc -l)
       same=no

@@ -338,12 +338,32 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
 
 // Counter-based randomness: element i of input m of this tensor always gets
 // the same draw, whatever the chunking or thread count.
-double uniform(uint64_t stream, int64_t index) {
+// 53 random bits for element `index` of a stream (splitmix64's finaliser).
+inline uint64_t random_bits(uint64_t stream, int64_t index) {
   uint64_t z = stream + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(index + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   z ^= z >> 31;
-  return static_cast<double>(z >> 11) * 0x1.0p-53;
+  return z >> 11;
+}
+
+double uniform(uint64_t stream, int64_t index) { return static_cast<double>(random_bits(stream, index)) * 0x1.0p-53; }
+
+// uniform() < density, compared as integers: bits·2⁻⁵³ < density exactly
+// when bits < ceil(density·2⁵³) (both sides exact in a double).
+uint64_t random_keep_threshold(double density) { return static_cast<uint64_t>(std::ceil(std::ldexp(density, 53))); }
+
+// mask[i] = 1 where DARE keeps element offset+i, else 0. The hash's 64-bit
+// multiplies vectorise only with AVX2 or AVX-512 (x86-64-v3, -v4), so the loop is cloned for
+// them and picked at load time (GCC; the fuzz build's clang takes the
+// portable loop).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void random_keep_mask(uint64_t stream, int64_t offset, size_t count, uint64_t threshold, float* mask) {
+  for (size_t i = 0; i < count; ++i) {
+    mask[i] = random_bits(stream, offset + static_cast<int64_t>(i)) < threshold ? 1.0f : 0.0f;
+  }
 }
 
 uint64_t stream_for(const MergeTask& task, size_t input) {
@@ -446,10 +466,20 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
         task.inputs[p.input].read(offset, count, x.data());
         base.read(offset, count, b.data());
         double sum = 0, kept = 0;
-        for (int64_t i = 0; i < count; ++i) {
-          const float d = std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]);
-          sum += d;
-          if (p.keep(d, offset + i)) kept += d;
+        if (p.sparsify == Sparsify::kRandom) {
+          auto& mask = s.buffer(2, count);
+          random_keep_mask(p.stream, offset, static_cast<size_t>(count), random_keep_threshold(p.density), mask.data());
+          for (size_t i = 0; i < static_cast<size_t>(count); ++i) {
+            const float d = std::fabs(x[i] - b[i]);
+            sum += d;
+            if (mask[i] != 0.0f) kept += d;
+          }
+        } else {
+          for (int64_t i = 0; i < count; ++i) {
+            const float d = std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]);
+            sum += d;
+            if (p.keep(d, offset + i)) kept += d;
+          }
         }
         before[static_cast<size_t>(c)] = sum;
         after[static_cast<size_t>(c)] = kept;
@@ -482,11 +512,12 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
         case Sparsify::kNone:
           for (size_t i = 0; i < size; ++i) d[i] = factor * (d[i] - b[i]);
           break;
-        case Sparsify::kRandom:
-          for (size_t i = 0; i < size; ++i) {
-            d[i] = uniform(p.stream, offset + static_cast<int64_t>(i)) < p.density ? factor * (d[i] - b[i]) : 0.0f;
-          }
+        case Sparsify::kRandom: {
+          float* kept = s.buffer(4 + plans.size(), count).data();
+          random_keep_mask(p.stream, offset, size, random_keep_threshold(p.density), kept);
+          for (size_t i = 0; i < size; ++i) d[i] = kept[i] != 0.0f ? factor * (d[i] - b[i]) : 0.0f;
           break;
+        }
         default: {
           const float lo = p.lower.value, hi = p.upper.value;
           // Equal values count as below a cut on one side of one index of
