@@ -1,10 +1,12 @@
 // Checkpoint save throughput against a raw sequential write (write + fsync)
 // of the same number of bytes, in the same run, and load time.
 //
-// Usage: bench_checkpoint DIR [--json]
+// Usage: bench_checkpoint DIR [--json [PAUSE_S]]
 //   --json prints one JSON line instead of the table and keeps the
 //   checkpoint (its path is "checkpoint"), for scripts/bench-peers.sh to
-//   hand the same tensors to its peers.
+//   hand the same tensors to its peers. PAUSE_S: before each timed write,
+//   sync and wait this long, so that neither write inherits the other's
+//   write-back (bench/peers.py pauses the same way).
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,11 +30,17 @@
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  const bool json = argc == 3 && std::string(argv[2]) == "--json";
+  const bool json = (argc == 3 || argc == 4) && std::string(argv[2]) == "--json";
   if (argc != 2 && !json) {
-    std::fprintf(stderr, "usage: bench_checkpoint DIR [--json]\n");
+    std::fprintf(stderr, "usage: bench_checkpoint DIR [--json [PAUSE_S]]\n");
     return 2;
   }
+  const double pause_s = argc == 4 ? std::stod(argv[3]) : 0.0;
+  const auto settle = [pause_s] {
+    if (pause_s <= 0) return;
+    ::sync();
+    std::this_thread::sleep_for(std::chrono::duration<double>(pause_s));
+  };
   const std::string dir = argv[1];
   std::filesystem::create_directories(dir);
   const cpt::model::Shape shape = cpt::bench::shape_97m();
@@ -46,6 +55,7 @@ int main(int argc, char** argv) {
   state.step = 1;
   const cpt::train::CheckpointPaths paths{dir + "/checkpoints"};
 
+  settle();
   auto start = Clock::now();
   cpt::train::SaveOptions save_options;
   save_options.keep_last = 1;
@@ -57,6 +67,7 @@ int main(int argc, char** argv) {
   }
 
   std::vector<char> buffer(8 << 20, 1);
+  settle();
   const std::string raw = dir + "/raw.bin";
   start = Clock::now();
   const int fd = ::open(raw.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

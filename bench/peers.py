@@ -11,9 +11,10 @@ one JSON line.
       behind a torch DataLoader of WORKERS processes: start-up to the first
       micro-batch (index files built into CACHE), TIMED samples' throughput,
       the realised mix of the first MIX samples.
-  peers.py checkpoint SAFETENSORS_DIR WORK
+  peers.py checkpoint SAFETENSORS_DIR WORK [PAUSE_S]
       safetensors.torch save_file/load_file and torch.save/load of the
-      tensors of a cpt-train checkpoint, fsynced as cpt-train's save is.
+      tensors of a cpt-train checkpoint, fsynced as cpt-train's save is;
+      before each save, sync and wait PAUSE_S (as bench_checkpoint does).
   peers.py versions
 """
 import json
@@ -106,7 +107,7 @@ def fsync_file(path):
         os.close(fd)
 
 
-def checkpoint(checkpoint_dir, work):
+def checkpoint(checkpoint_dir, work, pause="0"):
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -126,7 +127,13 @@ def checkpoint(checkpoint_dir, work):
     os.makedirs(work, exist_ok=True)
     result = {"bytes": nbytes}
 
+    def settle():
+        if float(pause) > 0:
+            os.sync()
+            time.sleep(float(pause))
+
     path = os.path.join(work, "peer.safetensors")
+    settle()
     start = time.perf_counter()
     save_file(tensors, path)
     fsync_file(path)
@@ -139,6 +146,7 @@ def checkpoint(checkpoint_dir, work):
     os.remove(path)
 
     path = os.path.join(work, "peer.pt")
+    settle()
     start = time.perf_counter()
     torch.save(tensors, path)
     fsync_file(path)
