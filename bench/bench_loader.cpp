@@ -14,13 +14,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cpt/data/loader.h"
+#include "bench_shards.h"
 
 using namespace cpt::data;
 using Clock = std::chrono::steady_clock;
@@ -28,20 +28,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-void write_shard(const std::string& prefix, int64_t tokens, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> length(50, 4000), token(3, 31999);
-  IndexedDatasetWriter writer(prefix, TokenDtype::kUint16);
-  std::vector<int32_t> doc;
-  for (int64_t written = 0; written < tokens;) {
-    doc.resize(static_cast<size_t>(length(rng)));
-    for (auto& t : doc) t = token(rng);
-    writer.add_document(doc.data(), doc.size());
-    written += static_cast<int64_t>(doc.size());
-  }
-  writer.finish();
-}
 
 int usage() {
   std::fprintf(stderr,
@@ -57,8 +43,8 @@ int main(int argc, char** argv) {
     const std::string dir = argv[2];
     const int64_t millions = std::stoll(argv[3]);
     std::filesystem::create_directories(dir);
-    write_shard(dir + "/domain", millions * 900'000, 1);
-    write_shard(dir + "/general", millions * 100'000, 2);
+    cpt::bench::write_random_shard(dir + "/domain", millions * 900'000, 1);
+    cpt::bench::write_random_shard(dir + "/general", millions * 100'000, 2);
     return 0;
   }
   if (argc < 7 || std::string(argv[1]) != "run") return usage();
