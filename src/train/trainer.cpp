@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <spdlog/spdlog.h>
+#include <thread>
 #include <unistd.h>
 
 #include "cpt/backend/backend.h"
@@ -789,7 +790,16 @@ int run_training(const config::Loaded& loaded, const TrainOptions& options) {
       window_steps = 0;
       window_eval_s = 0;
     }
-    if (state.step == raise_at) std::raise(raise_signal);
+    if (state.step == raise_at) {
+      std::raise(raise_signal);
+      // A signal sent while the process was stopped goes to whichever of its
+      // threads the kernel runs first once continued, so its handler may
+      // still be running on another thread here; give it a moment, so a
+      // Ctrl-C sent during the stop is seen after this step.
+      for (int waited_ms = 0; raise_signal == SIGSTOP && g_stop_signal == 0 && waited_ms < 500; waited_ms += 5) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
     const bool checkpoint_now = (c.checkpoint.every_steps > 0 && state.step % c.checkpoint.every_steps == 0) ||
                                 state.step == c.train.steps;
     if (checkpoint_now) save();
