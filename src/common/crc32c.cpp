@@ -49,6 +49,40 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, const uint
 
 const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 
+// Polynomials over GF(2) modulo the CRC polynomial, in the reflected bit
+// order of the CRC itself (bit 31 is x^0). Appending n zero bytes to a
+// message multiplies its CRC register by x^(8n); combining is that shift
+// of A's CRC, added to B's.
+uint32_t multiply_mod_p(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t bit = 1u << 31; bit != 0; bit >>= 1) {
+    if (a & bit) product ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPolynomial : b >> 1;
+  }
+  return product;
+}
+
+// x^(2^k) mod p for k = 0..63.
+std::array<uint32_t, 64> make_powers() {
+  std::array<uint32_t, 64> powers{};
+  uint32_t p = 1u << 30;  // x^1
+  for (uint32_t& power : powers) {
+    power = p;
+    p = multiply_mod_p(p, p);
+  }
+  return powers;
+}
+
+// x^(8 * bytes) mod p.
+uint32_t shift_for_bytes(uint64_t bytes) {
+  static const std::array<uint32_t, 64> kPowers = make_powers();
+  uint32_t result = 1u << 31;  // x^0
+  for (unsigned k = 3; bytes != 0 && k < 64; bytes >>= 1, ++k) {
+    if (bytes & 1) result = multiply_mod_p(kPowers[k], result);
+  }
+  return result;
+}
+
 }  // namespace
 
 uint32_t crc32c(uint32_t crc, const void* data, size_t size) {
@@ -56,6 +90,10 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t size) {
   crc = ~crc;
   crc = kHaveSse42 ? crc32c_sse42(crc, p, size) : crc32c_table(crc, p, size);
   return ~crc;
+}
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b) {
+  return multiply_mod_p(shift_for_bytes(size_b), crc_a) ^ crc_b;
 }
 
 uint32_t file_crc32c(const std::string& path) {

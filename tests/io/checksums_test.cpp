@@ -25,6 +25,27 @@ TEST(Crc32c, MatchesTheStandardCheckValues) {
   }
 }
 
+TEST(Crc32c, CombinesTheChecksumsOfTwoPiecesIntoTheWholesAtEverySplit) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text.push_back(static_cast<char>((i * 131 + i / 7) & 0xFF));
+  const uint32_t whole = crc32c(0, text.data(), text.size());
+  for (size_t split = 0; split <= text.size(); split += (split < 70 ? 1 : 97)) {
+    const size_t tail = text.size() - split;
+    EXPECT_EQ(crc32c_combine(crc32c(0, text.data(), split), crc32c(0, text.data() + split, tail), tail), whole)
+        << "split at " << split;
+  }
+  // Three pieces, combined left to right; and 4 GiB of zeros (lengths past 32 bits) against its known CRC.
+  const uint32_t a = crc32c(0, text.data(), 1000), b = crc32c(0, text.data() + 1000, 3000),
+                 c = crc32c(0, text.data() + 4000, 1000);
+  EXPECT_EQ(crc32c_combine(crc32c_combine(a, b, 3000), c, 1000), whole);
+  const std::string mib(size_t{1} << 20, '\0');
+  uint32_t zeros = crc32c(0, mib.data(), mib.size());
+  for (int doubling = 0; doubling < 12; ++doubling) zeros = crc32c_combine(zeros, zeros, uint64_t{1} << (20 + doubling));
+  uint32_t streamed = 0;
+  for (int i = 0; i < 4096; ++i) streamed = crc32c(streamed, mib.data(), mib.size());
+  EXPECT_EQ(zeros, streamed);
+}
+
 TEST(Checksums, RecordEveryFileAndFindAFlipATruncationAndAMissingFile) {
   testing::TempDir dir;
   dir.write("ckpt/model.safetensors", std::string(100000, 'w'));
