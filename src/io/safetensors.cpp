@@ -140,7 +140,7 @@ void SafetensorsFile::release(const TensorInfo& tensor, size_t offset, size_t si
 }
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> tensors,
-                                     std::map<std::string, std::string> metadata)
+                                     std::map<std::string, std::string> metadata, ChecksummedFile::Cache cache)
     : path_(std::move(path)), temp_(path_ + ".tmp") {
   std::stable_sort(tensors.begin(), tensors.end(), [](const TensorSpec& a, const TensorSpec& b) {
     if (dtype_bits(a.dtype) != dtype_bits(b.dtype)) return dtype_bits(a.dtype) > dtype_bits(b.dtype);
@@ -163,18 +163,14 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorSpec> t
   data_start_ = 8 + text.size();
   written_.assign(layout_.size(), 0);
 
-  fd_ = ::open(temp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) system_error("create", temp_);
-  if (::ftruncate(fd_, static_cast<off_t>(data_start_ + offset)) != 0) system_error("size", temp_);
+  file_ = std::make_unique<ChecksummedFile>(temp_, data_start_ + offset, cache);
   const uint64_t size = text.size();
-  if (::pwrite(fd_, &size, 8, 0) != 8 ||
-      ::pwrite(fd_, text.data(), text.size(), 8) != static_cast<ssize_t>(text.size())) {
-    system_error("write", temp_);
-  }
+  text.insert(0, reinterpret_cast<const char*>(&size), 8);
+  file_->write(0, text.data(), text.size());
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
-  if (fd_ >= 0) ::close(fd_);
+  file_.reset();
   if (!finished_) ::unlink(temp_.c_str());
 }
 
@@ -183,33 +179,22 @@ void SafetensorsWriter::write(const std::string& name, size_t offset, const void
   if (it == by_name_.end()) throw std::invalid_argument("no tensor '" + name + "' in " + path_);
   const TensorInfo& info = layout_[it->second];
   if (offset + size > info.end - info.begin) throw std::out_of_range("write past the end of tensor '" + name + "'");
-  const auto* p = static_cast<const uint8_t*>(bytes);
-  uint64_t at = data_start_ + info.begin + offset;
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd_, p, size, static_cast<off_t>(at));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) system_error("write", temp_);
-    p += n;
-    at += static_cast<uint64_t>(n);
-    size -= static_cast<size_t>(n);
-    std::lock_guard<std::mutex> lock(mutex_);
-    written_[it->second] += static_cast<uint64_t>(n);
-  }
+  file_->write(data_start_ + info.begin + offset, bytes, size);
+  std::lock_guard<std::mutex> lock(mutex_);
+  written_[it->second] += static_cast<uint64_t>(size);
 }
 
-void SafetensorsWriter::finish() {
+FileChecksum SafetensorsWriter::finish() {
   for (size_t i = 0; i < layout_.size(); ++i) {
     if (written_[i] != layout_[i].end - layout_[i].begin) {
       throw std::logic_error(fmt::format("tensor '{}' of {} got {} of its {} bytes", layout_[i].spec.name, path_,
                                          written_[i], layout_[i].end - layout_[i].begin));
     }
   }
-  if (::fsync(fd_) != 0) system_error("fsync", temp_);
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) system_error("close", temp_);
+  const FileChecksum checksum = file_->finish();
   if (::rename(temp_.c_str(), path_.c_str()) != 0) system_error("rename into", path_);
   finished_ = true;
+  return checksum;
 }
 
 }  // namespace cpt::io

@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
 #include "cpt/common/mapped_file.h"
+#include "cpt/io/checksummed_file.h"
 #include "cpt/io/dtype.h"
 
 namespace cpt::io {
@@ -65,7 +68,10 @@ class SafetensorsWriter {
   // Lays out tensors as the reference writer does (larger element types
   // first, then by name) and creates `path` + ".tmp" at full size. Metadata
   // always carries {"format": "pt"}, which older transformers require.
-  SafetensorsWriter(std::string path, std::vector<TensorSpec> tensors, std::map<std::string, std::string> metadata = {});
+  // The bytes bypass the page cache where the file system allows
+  // (ChecksummedFile): these files are large and written once.
+  SafetensorsWriter(std::string path, std::vector<TensorSpec> tensors, std::map<std::string, std::string> metadata = {},
+                    ChecksummedFile::Cache cache = ChecksummedFile::Cache::kBypass);
   ~SafetensorsWriter();  // an unfinished file is removed
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
@@ -74,17 +80,19 @@ class SafetensorsWriter {
   void write(const std::string& name, size_t offset, const void* bytes, size_t size);
 
   // Checks that every tensor was written in full, fsyncs and renames the
-  // file to its final name.
-  void finish();
+  // file to its final name. Returns its size and CRC-32C, computed as the
+  // bytes were written.
+  FileChecksum finish();
 
   const std::vector<TensorInfo>& layout() const { return layout_; }
+  const std::string& path() const { return path_; }
 
  private:
   std::string path_, temp_;
-  int fd_ = -1;
   uint64_t data_start_ = 0;
   std::vector<TensorInfo> layout_;
   std::map<std::string, size_t> by_name_;
+  std::unique_ptr<ChecksummedFile> file_;
   std::mutex mutex_;
   std::vector<uint64_t> written_;  // bytes written per tensor
   bool finished_ = false;
