@@ -49,20 +49,27 @@ std::vector<uint32_t> crc_of_files(const std::vector<std::string>& paths) {
 
 }  // namespace
 
-void write_checksums(const std::string& dir) {
-  nlohmann::ordered_json files = nlohmann::ordered_json::object();
-  std::vector<std::string> names;
+void write_checksums(const std::string& dir, const ChecksumManifest& known) {
+  ChecksumManifest checksums;
+  std::vector<std::string> names, paths;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
     const std::string name = fs::relative(entry.path(), dir).generic_string();
-    if (name != kChecksumsFile) names.push_back(name);
+    if (name == kChecksumsFile) continue;
+    const auto it = known.find(name);
+    // A known file whose size changed since is read like any other.
+    if (it != known.end() && it->second.bytes == entry.file_size()) {
+      checksums[name] = it->second;
+    } else {
+      names.push_back(name);
+      paths.push_back(entry.path().string());
+    }
   }
-  std::sort(names.begin(), names.end());
-  std::vector<std::string> paths;
-  for (const auto& name : names) paths.push_back((fs::path(dir) / name).string());
   const std::vector<uint32_t> crcs = crc_of_files(paths);
-  for (size_t i = 0; i < names.size(); ++i) {
-    files[names[i]] = {{"bytes", fs::file_size(paths[i])}, {"crc32c", fmt::format("{:08x}", crcs[i])}};
+  for (size_t i = 0; i < names.size(); ++i) checksums[names[i]] = {fs::file_size(paths[i]), crcs[i]};
+  nlohmann::ordered_json files = nlohmann::ordered_json::object();
+  for (const auto& [name, checksum] : checksums) {
+    files[name] = {{"bytes", checksum.bytes}, {"crc32c", fmt::format("{:08x}", checksum.crc32c)}};
   }
   const nlohmann::ordered_json manifest = {{"algorithm", "crc32c"}, {"files", files}};
   write_file_atomic((fs::path(dir) / kChecksumsFile).string(), manifest.dump(2) + "\n");

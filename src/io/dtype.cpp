@@ -124,7 +124,34 @@ bool exponents_finite(const void* data, size_t count, Bits exponent) {
   return true;
 }
 
+template <class Bits>
+bool copy_exponents_finite(const void* src, void* dst, size_t count, Bits exponent) {
+  const auto* from = static_cast<const Bits*>(src);
+  auto* to = static_cast<Bits*>(dst);
+  constexpr size_t kBlock = 4096;
+  bool any = false;
+  for (size_t begin = 0; begin < count; begin += kBlock) {
+    const size_t end = std::min(count, begin + kBlock);
+    for (size_t i = begin; i < end; ++i) {
+      const Bits value = from[i];
+      to[i] = value;
+      any |= (value & exponent) == exponent;
+    }
+  }
+  return !any;
+}
+
 }  // namespace
+
+bool copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count) {
+  switch (dtype) {
+    case Dtype::kF32: return copy_exponents_finite<uint32_t>(src, dst, count, 0x7f800000u);
+    case Dtype::kBF16: return copy_exponents_finite<uint16_t>(src, dst, count, 0x7f80u);
+    case Dtype::kF16: return copy_exponents_finite<uint16_t>(src, dst, count, 0x7c00u);
+    case Dtype::kF64: return copy_exponents_finite<uint64_t>(src, dst, count, 0x7ff0000000000000ull);
+    default: std::memcpy(dst, src, count * dtype_bits(dtype) / 8); return true;
+  }
+}
 
 bool all_finite(Dtype dtype, const void* data, size_t count) {
   switch (dtype) {

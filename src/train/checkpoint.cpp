@@ -88,7 +88,7 @@ void publish(const std::string& temp, const std::string& final_dir) {
 
 // The moments in one safetensors file; a slice that is not a whole
 // parameter records where it starts ("offset.<key>" in the metadata).
-void write_moments(const std::string& path, const std::vector<MomentSlice>& moments) {
+io::FileChecksum write_moments(const std::string& path, const std::vector<MomentSlice>& moments) {
   std::vector<io::TensorSpec> specs;
   std::map<std::string, std::string> metadata;
   for (const auto& m : moments) {
@@ -100,7 +100,7 @@ void write_moments(const std::string& path, const std::vector<MomentSlice>& mome
     const auto contiguous = m.values.to(torch::kCPU).contiguous();
     writer.write(m.key, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
   }
-  writer.finish();
+  return writer.finish();
 }
 
 std::string optimizer_file(int rank, int world) {
@@ -144,14 +144,16 @@ class MomentPieces {
     const auto it = pieces_.find(key);
     if (it == pieces_.end()) throw InputError(fmt::format("'{}': optimizer state has no '{}'", dir_, key));
     const int64_t n = out.numel();
-    // Read into host memory, then copy to wherever the moments live.
+    // Read into host memory, then copy to wherever the moments live; torch's
+    // copy uses every core, as the moments are the bulk of a checkpoint.
     auto target = out.is_cpu() ? out.view({-1}) : torch::empty({n}, torch::kFloat);
     int64_t covered = 0;
     for (const auto& piece : it->second) {
       const int64_t begin = std::max(offset, piece.offset), end = std::min(offset + n, piece.offset + piece.numel);
       if (begin >= end) continue;
-      std::memcpy(target.data_ptr<float>() + (begin - offset), piece.data + (begin - piece.offset),
-                  static_cast<size_t>(end - begin) * 4);
+      const torch::Tensor source =
+          torch::from_blob(const_cast<float*>(piece.data + (begin - piece.offset)), {end - begin}, torch::kFloat);
+      target.narrow(0, begin - offset, end - begin).copy_(source);
       covered += end - begin;
     }
     if (covered != n) {
@@ -198,12 +200,15 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
   // removes what it wrote, so the space is free again; the checkpoints
   // before it and `latest` are untouched.
   try {
+    // The checksums of the files this rank wrote, taken as it wrote them;
+    // the manifest reads only the others (other ranks' moments, the JSON).
+    io::ChecksumManifest written;
     // With ZeRO-1 every rank writes its own moments; otherwise rank 0 holds them all.
     if (options.sharded_optimizer || leader) {
       const int world = options.sharded_optimizer ? group.size() : 1;
-      write_moments(
-          (fs::path(temp) / "trainer_state" / optimizer_file(options.sharded_optimizer ? group.rank() : 0, world)).string(),
-          optimizer.state());
+      const std::string name =
+          fmt::format("trainer_state/{}", optimizer_file(options.sharded_optimizer ? group.rank() : 0, world));
+      written[name] = write_moments((fs::path(temp) / name).string(), optimizer.state());
     }
     if (leader) {
       // The model files hold the master weights in fp32, so a resume is
@@ -211,11 +216,15 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
       // optimizer state.
       if (options.bf16_weights) {
         fs::create_directories(fs::path(temp) / kMasterDir);
-        io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(), io::Dtype::kF32,
-                            options.max_shard_size);
+        for (const auto& [name, checksum] : io::save_hf_weights(weights, shape, (fs::path(temp) / kMasterDir).string(),
+                                                                io::Dtype::kF32, options.max_shard_size)) {
+          written[fmt::format("{}/{}", kMasterDir, name)] = checksum;
+        }
       }
-      io::save_hf_weights(weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32,
-                          options.max_shard_size);
+      for (const auto& [name, checksum] : io::save_hf_weights(
+               weights, shape, temp, options.bf16_weights ? io::Dtype::kBF16 : io::Dtype::kF32, options.max_shard_size)) {
+        written[name] = checksum;
+      }
       // The base model's tokenizer and generation settings, so the checkpoint
       // loads in transformers as the base does (Llama-3's and Qwen2's
       // tokenizer.json, their BOS/EOS and chat settings).
@@ -254,7 +263,7 @@ std::string save_checkpoint(const CheckpointPaths& paths, const model::Shape& sh
                               options.resolved_config);
       }
       // Last, over every file of every rank: a checkpoint names its own damage.
-      io::write_checksums(temp);
+      io::write_checksums(temp, written);
       sync_directory((fs::path(temp) / "trainer_state").string());
       sync_directory(temp);
       publish(temp, final_dir);

@@ -46,6 +46,25 @@ TEST(Crc32c, CombinesTheChecksumsOfTwoPiecesIntoTheWholesAtEverySplit) {
   EXPECT_EQ(zeros, streamed);
 }
 
+TEST(Checksums, FilesChecksummedAsTheyWereWrittenAreNotReadAgain) {
+  testing::TempDir dir;
+  const std::string ckpt = dir.file("ckpt");
+  dir.write("ckpt/model.safetensors", std::string(100000, 'w'));
+  dir.write("ckpt/trainer_state/optimizer.safetensors", std::string(5000, 'm'));
+  dir.write("ckpt/config.json", "{}");
+  // What the writer computed is taken as it is (here a value the bytes do
+  // not have, to see it was not recomputed); a known entry whose size no
+  // longer matches is read.
+  io::write_checksums(ckpt, {{"model.safetensors", {100000, 0x12345678}},
+                             {"trainer_state/optimizer.safetensors", {4999, 0x9abcdef0}}});
+  const auto manifest = io::parse_checksums(testing::read_file(ckpt + "/" + io::kChecksumsFile), "checksums.json");
+  ASSERT_EQ(manifest.size(), 3u);
+  EXPECT_EQ(manifest.at("model.safetensors").crc32c, 0x12345678u);
+  EXPECT_EQ(manifest.at("trainer_state/optimizer.safetensors").crc32c, file_crc32c(ckpt + "/trainer_state/optimizer.safetensors"));
+  EXPECT_EQ(manifest.at("trainer_state/optimizer.safetensors").bytes, 5000u);
+  EXPECT_EQ(manifest.at("config.json").crc32c, crc32c(0, "{}", 2));
+}
+
 TEST(Checksums, RecordEveryFileAndFindAFlipATruncationAndAMissingFile) {
   testing::TempDir dir;
   dir.write("ckpt/model.safetensors", std::string(100000, 'w'));

@@ -157,7 +157,7 @@ TEST(Dtype, HalfConversionsRoundToNearestEvenLikeNumpyAndTorch) {
   EXPECT_EQ(back[2], 1.0009765625f);
 }
 
-TEST(Dtype, AllFiniteFindsOneNanOrInfinityAnywhereInEachFloatType) {
+TEST(Dtype, AllFiniteAndCopyIfFiniteFindOneNanOrInfinityAnywhereInEachFloatType) {
   const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
                             -std::numeric_limits<float>::infinity()};
   // Long enough for several blocks of the check; the bad value at the
@@ -178,12 +178,19 @@ TEST(Dtype, AllFiniteFindsOneNanOrInfinityAnywhereInEachFloatType) {
     };
     encode();
     EXPECT_TRUE(all_finite(dtype, bytes.data(), n));
+    // copy_if_finite answers the same and copies every byte either way.
+    std::vector<uint8_t> copy(bytes.size());
+    EXPECT_TRUE(copy_if_finite(dtype, bytes.data(), copy.data(), n));
+    EXPECT_EQ(copy, bytes);
     for (size_t at : {size_t{0}, size_t{5000}, n - 1}) {
       for (float special : specials) {
         const float kept = values[at];
         values[at] = special;
         encode();
         EXPECT_FALSE(all_finite(dtype, bytes.data(), n)) << "at " << at << ": " << special;
+        std::fill(copy.begin(), copy.end(), 0);
+        EXPECT_FALSE(copy_if_finite(dtype, bytes.data(), copy.data(), n)) << "at " << at << ": " << special;
+        EXPECT_EQ(copy, bytes);
         values[at] = kept;
       }
     }

@@ -22,8 +22,9 @@ struct FileChecksum {
 using ChecksumManifest = std::map<std::string, FileChecksum>;
 
 // Checksums every regular file under `dir` (recursively) but the manifest,
-// and writes the manifest atomically.
-void write_checksums(const std::string& dir);
+// and writes the manifest atomically. Files in `known` (by relative path)
+// were checksummed as they were written and are not read again.
+void write_checksums(const std::string& dir, const ChecksumManifest& known = {});
 
 // Parses a manifest's text; throws InputError naming `source` when it is malformed.
 ChecksumManifest parse_checksums(const std::string& text, const std::string& source);

@@ -23,6 +23,9 @@ bool is_float(Dtype dtype);
 // Whether none of `count` elements of a float type (is_float) is NaN or
 // infinite: one read pass over the bytes, nothing allocated.
 bool all_finite(Dtype dtype, const void* data, size_t count);
+// Copies `count` elements of `dtype` from `src` to `dst` (which must not
+// overlap) and says whether all were finite, in one pass over the source.
+bool copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count);
 
 // "bfloat16" / "bf16", "float16" / "fp16" / "half", "float32" / "fp32" / "float",
 // as mergekit and transformers' torch_dtype spell them.

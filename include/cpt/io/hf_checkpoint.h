@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpt/io/checksums.h"
 #include "cpt/io/dtype.h"
 #include "cpt/model/config.h"
 
@@ -28,10 +29,11 @@ void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_
 
 // Writes the parameters as HF safetensors (model.safetensors, or
 // model-0000K-of-0000N.safetensors + index past max_shard_size) and
-// config.json into `dir`, which must exist.
-void save_hf_weights(const torch::nn::Module& module, const model::Shape& shape, const std::string& dir, Dtype dtype,
-                     int64_t max_shard_size);
-void save_hf_weights(const NamedTensors& tensors, const model::Shape& shape, const std::string& dir, Dtype dtype,
-                     int64_t max_shard_size);
+// config.json into `dir`, which must exist. Returns the size and CRC-32C
+// of each safetensors file (by file name), computed as it was written.
+ChecksumManifest save_hf_weights(const torch::nn::Module& module, const model::Shape& shape, const std::string& dir,
+                                 Dtype dtype, int64_t max_shard_size);
+ChecksumManifest save_hf_weights(const NamedTensors& tensors, const model::Shape& shape, const std::string& dir,
+                                 Dtype dtype, int64_t max_shard_size);
 
 }  // namespace cpt::io
