@@ -16,6 +16,7 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +54,12 @@ int main(int argc, char** argv) {
   const auto group = cpt::dist::ProcessGroup::connect(cpt::dist::LaunchEnv{}, cpt::dist::Config{});
   cpt::train::DataParallel replicas(*group, parameters, true, 25 << 20);
   cpt::train::AdamW optimizer(replicas.owned_slices(), {});
+  // Moments as after training, not the zeros of a fresh optimizer: a
+  // virtual disk may store runs of zeros or repeated blocks for less.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& moment : optimizer.state()) moment.values.normal_(0, 1e-3).abs_();
+  }
   cpt::train::TrainerState state;
   state.step = 1;
   const cpt::train::CheckpointPaths paths{dir + "/checkpoints"};
@@ -68,32 +75,40 @@ int main(int argc, char** argv) {
     if (entry.is_regular_file()) bytes += entry.file_size();
   }
 
-  // The same number of bytes written sequentially from one 8 MiB buffer
-  // and fsynced: through the page cache, and with O_DIRECT (what the save
-  // uses where the file system allows it).
+  // The checkpoint's own bytes, from memory, written sequentially in 8 MiB
+  // writes to one file and fsynced: through the page cache, and with
+  // O_DIRECT (what the save uses where the file system allows it).
+  const uint64_t padded = (bytes + 4095) / 4096 * 4096;  // whole blocks, as O_DIRECT needs
+  void* memory = nullptr;
+  if (::posix_memalign(&memory, 4096, padded) != 0) return 1;
+  auto* contents = static_cast<char*>(memory);
+  std::memset(contents, 0, padded);
+  uint64_t filled = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(saved)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    in.read(contents + filled, static_cast<std::streamsize>(entry.file_size()));
+    filled += entry.file_size();
+  }
   const std::string raw = dir + "/raw.bin";
   const auto raw_write = [&](int flags) {
-    void* memory = nullptr;
-    if (::posix_memalign(&memory, 4096, 8 << 20) != 0) std::exit(1);
-    std::memset(memory, 1, 8 << 20);
     settle();
     const auto begin = Clock::now();
     const int fd = ::open(raw.c_str(), O_WRONLY | O_CREAT | O_TRUNC | flags, 0644);
     if (fd < 0) return -1.0;  // O_DIRECT refused here
-    for (uint64_t written = 0; written < bytes;) {
-      // Whole 4 KiB blocks, as O_DIRECT needs: at most 4 KiB more than the checkpoint.
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(8 << 20, (bytes - written + 4095) / 4096 * 4096));
-      if (::write(fd, memory, n) != static_cast<ssize_t>(n)) std::exit(1);
+    for (uint64_t written = 0; written < padded;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(8 << 20, padded - written));
+      if (::write(fd, contents + written, n) != static_cast<ssize_t>(n)) std::exit(1);
       written += n;
     }
     ::fsync(fd);
     ::close(fd);
-    std::free(memory);
     std::filesystem::remove(raw);
     return std::chrono::duration<double>(Clock::now() - begin).count();
   };
   const double raw_s = raw_write(0);
   const double raw_direct_s = raw_write(O_DIRECT);
+  std::free(memory);
 
   // Reading every file back for its CRC-32C, which the save no longer
   // does (it checksums the bytes as it writes them). This also brings the

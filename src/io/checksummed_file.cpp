@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
+#include <deque>
+#include <future>
 #include <stdexcept>
 
 #include "cpt/common/crc32c.h"
@@ -20,7 +23,8 @@ namespace {
 // aligned to the device's logical block; 4 KiB covers 512-byte and 4K
 // devices alike.
 constexpr uint64_t kBlock = 4096;
-constexpr size_t kStaging = size_t{4} << 20;
+constexpr size_t kStaging = size_t{8} << 20;
+constexpr size_t kInFlight = 2;
 
 [[noreturn]] void system_error(const std::string& what, const std::string& path) {
   throw std::runtime_error(fmt::format("cannot {} '{}': {}", what, path, std::strerror(errno)));
@@ -106,15 +110,29 @@ void ChecksummedFile::write(uint64_t at, const void* bytes, size_t size) {
       add_to_block(at, p, first_whole - at);
     }
     if (end_whole > first_whole) {
-      thread_local AlignedBuffer staging = aligned_buffer(kStaging);
+      // Staging buffers in turn: while the next piece is checksummed and
+      // copied, up to kInFlight earlier ones are on their way to the device
+      // (a virtual or network disk is fastest with several writes queued).
+      thread_local std::array<AlignedBuffer, kInFlight + 1> staging;
+      std::deque<std::future<void>> in_flight;
+      size_t next = 0;
       for (uint64_t offset = first_whole; offset < end_whole;) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kStaging, end_whole - offset));
         const uint8_t* source = p + (offset - at);
         crc = crc32c(crc, source, n);
-        std::memcpy(staging.get(), source, n);
-        pwrite_all(fd_, staging.get(), n, offset, path_);
+        if (in_flight.size() == kInFlight) {
+          in_flight.front().get();
+          in_flight.pop_front();
+        }
+        if (!staging[next]) staging[next] = aligned_buffer(kStaging);
+        uint8_t* buffer = staging[next].get();
+        std::memcpy(buffer, source, n);
+        in_flight.push_back(
+            std::async(std::launch::async, [this, buffer, n, offset] { pwrite_all(fd_, buffer, n, offset, path_); }));
+        next = (next + 1) % staging.size();
         offset += n;
       }
+      for (auto& write : in_flight) write.get();
     }
     if (end > end_whole) {
       crc = crc32c(crc, p + (end_whole - at), end - end_whole);
