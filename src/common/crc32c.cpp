@@ -4,6 +4,7 @@
 #include <nmmintrin.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -112,6 +113,29 @@ uint32_t file_crc32c(const std::string& path) {
     }
     if (n == 0) break;
     crc = crc32c(crc, buffer.data(), static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return crc;
+}
+
+uint32_t file_range_crc32c(const std::string& path, uint64_t offset, uint64_t size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw InputError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(size), POSIX_FADV_SEQUENTIAL);
+  std::vector<uint8_t> buffer(static_cast<size_t>(std::min<uint64_t>(size, uint64_t{4} << 20)));
+  uint32_t crc = 0;
+  for (uint64_t at = offset, end = offset + size; at < end;) {
+    const ssize_t n = ::pread(fd, buffer.data(), static_cast<size_t>(std::min<uint64_t>(buffer.size(), end - at)),
+                              static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = errno;
+      ::close(fd);
+      if (n == 0) throw InputError(fmt::format("'{}' ended at byte {} while it was read", path, at));
+      throw InputError(fmt::format("cannot read '{}': {}", path, std::strerror(error)));
+    }
+    crc = crc32c(crc, buffer.data(), static_cast<size_t>(n));
+    at += static_cast<uint64_t>(n);
   }
   ::close(fd);
   return crc;

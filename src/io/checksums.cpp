@@ -21,19 +21,32 @@ namespace cpt::io {
 
 namespace {
 
-// CRC-32C of each file, several files at once: a checkpoint's shards are
-// large and independent, and one core reads only a few GB/s.
+// CRC-32C of each file, in ranges of at most kRange bytes checksummed on
+// every core and combined (crc32c_combine): a checkpoint's moments are one
+// file of GBs, and one core reads only a few GB/s.
 std::vector<uint32_t> crc_of_files(const std::vector<std::string>& paths) {
-  std::vector<uint32_t> crcs(paths.size());
-  std::vector<std::exception_ptr> errors(paths.size());
+  constexpr uint64_t kRange = uint64_t{64} << 20;
+  struct Range {
+    size_t file;
+    uint64_t offset, size;
+    uint32_t crc = 0;
+  };
+  std::vector<Range> ranges;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::error_code error;
+    const uint64_t size = fs::file_size(paths[i], error);
+    if (error) throw InputError(fmt::format("cannot read '{}': {}", paths[i], error.message()));
+    for (uint64_t offset = 0; offset < size; offset += kRange) ranges.push_back({i, offset, std::min(kRange, size - offset)});
+  }
+  std::vector<std::exception_ptr> errors(ranges.size());
   std::atomic<size_t> next{0};
-  const size_t workers = std::min<size_t>(paths.size(), std::max(1u, std::thread::hardware_concurrency()));
+  const size_t workers = std::min<size_t>(ranges.size(), std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> threads;
   for (size_t w = 0; w < workers; ++w) {
     threads.emplace_back([&] {
-      for (size_t i = next++; i < paths.size(); i = next++) {
+      for (size_t i = next++; i < ranges.size(); i = next++) {
         try {
-          crcs[i] = file_crc32c(paths[i]);
+          ranges[i].crc = file_range_crc32c(paths[ranges[i].file], ranges[i].offset, ranges[i].size);
         } catch (...) {
           errors[i] = std::current_exception();
         }
@@ -44,6 +57,8 @@ std::vector<uint32_t> crc_of_files(const std::vector<std::string>& paths) {
   for (const auto& error : errors) {
     if (error) std::rethrow_exception(error);
   }
+  std::vector<uint32_t> crcs(paths.size(), 0);  // ranges are in file order, each file's in offset order
+  for (const Range& range : ranges) crcs[range.file] = crc32c_combine(crcs[range.file], range.crc, range.size);
   return crcs;
 }
 

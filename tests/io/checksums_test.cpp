@@ -46,6 +46,29 @@ TEST(Crc32c, CombinesTheChecksumsOfTwoPiecesIntoTheWholesAtEverySplit) {
   EXPECT_EQ(zeros, streamed);
 }
 
+TEST(Checksums, AFileLargerThanOneRangeIsReadOnEveryCoreAndCombined) {
+  // 70 MB: two 64 MiB ranges, checksummed apart and combined.
+  testing::TempDir dir;
+  std::string bytes(70'000'000, '\0');
+  for (size_t i = 0; i < bytes.size(); i += 4096) bytes[i] = static_cast<char>(i / 4096);
+  dir.write("ckpt/trainer_state/optimizer.safetensors", bytes);
+  dir.write("ckpt/config.json", "{}");
+  const std::string ckpt = dir.file("ckpt");
+  io::write_checksums(ckpt);
+  const auto manifest = io::parse_checksums(testing::read_file(ckpt + "/" + io::kChecksumsFile), "checksums.json");
+  EXPECT_EQ(manifest.at("trainer_state/optimizer.safetensors").crc32c, crc32c(0, bytes.data(), bytes.size()));
+  EXPECT_NO_THROW(io::verify_checksums(ckpt));
+  bytes[69'000'000] ^= 1;  // in the second range
+  dir.write("ckpt/trainer_state/optimizer.safetensors", bytes);
+  EXPECT_THROW(io::verify_checksums(ckpt), InputError);
+  try {
+    file_range_crc32c(ckpt + "/config.json", 1, 5);
+    ADD_FAILURE() << "read past the end";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json' ended at byte 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Checksums, FilesChecksummedAsTheyWereWrittenAreNotReadAgain) {
   testing::TempDir dir;
   const std::string ckpt = dir.file("ckpt");

@@ -20,4 +20,8 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b);
 // the path when it cannot be read.
 uint32_t file_crc32c(const std::string& path);
 
+// The CRC-32C of bytes [offset, offset + size) of a file; throws
+// InputError naming the path when it cannot be read or ends before them.
+uint32_t file_range_crc32c(const std::string& path, uint64_t offset, uint64_t size);
+
 }  // namespace cpt
