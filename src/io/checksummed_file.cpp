@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
-#include <deque>
 #include <future>
 #include <stdexcept>
 
@@ -24,7 +23,11 @@ namespace {
 // devices alike.
 constexpr uint64_t kBlock = 4096;
 constexpr size_t kStaging = size_t{8} << 20;
-constexpr size_t kInFlight = 2;
+// One buffer filling while up to two are written (a virtual or network
+// disk is fastest with several writes queued).
+constexpr size_t kStreamBuffers = 3;
+// Buffered writes of at least this size run beside their checksum.
+constexpr size_t kOverlapAtLeast = size_t{1} << 20;
 
 [[noreturn]] void system_error(const std::string& what, const std::string& path) {
   throw std::runtime_error(fmt::format("cannot {} '{}': {}", what, path, std::strerror(errno)));
@@ -63,6 +66,26 @@ struct ChecksummedFile::PartialBlock {
   uint64_t filled = 0;
 };
 
+// The staging buffers of the writes that continue the file from its start:
+// `buffers[current]` holds the file's bytes [begin, begin + filled), begin
+// a multiple of the staging size; the others are on their way to the
+// device, or free.
+struct ChecksummedFile::Stream {
+  std::array<AlignedBuffer, kStreamBuffers> buffers;
+  std::array<std::future<void>, kStreamBuffers> writes;
+  size_t current = 0;
+  uint64_t begin = 0;
+  size_t filled = 0;
+  bool ended = false;
+
+  uint64_t end() const { return begin + filled; }
+  void wait_all() {
+    for (auto& write : writes) {
+      if (write.valid()) write.get();
+    }
+  }
+};
+
 ChecksummedFile::ChecksummedFile(std::string path, uint64_t size, Cache cache) : path_(std::move(path)), size_(size) {
   constexpr int kFlags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
   if (cache == Cache::kBypass) {
@@ -82,10 +105,20 @@ ChecksummedFile::ChecksummedFile(std::string path, uint64_t size, Cache cache) :
   }
   if (fd_ < 0) fd_ = ::open(path_.c_str(), kFlags, 0644);
   if (fd_ < 0) system_error("create", path_);
-  if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) system_error("size", path_);
+  if (!direct_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) system_error("size", path_);
+  if (direct_) stream_ = std::make_unique<Stream>();
 }
 
 ChecksummedFile::~ChecksummedFile() {
+  if (stream_) {
+    // An unfinished file: its writes still read the staging buffers.
+    for (auto& write : stream_->writes) {
+      try {
+        if (write.valid()) write.get();
+      } catch (const std::exception&) {  // the owner removes the file
+      }
+    }
+  }
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -96,51 +129,97 @@ void ChecksummedFile::write(uint64_t at, const void* bytes, size_t size) {
   if (size == 0) return;
   const auto* p = static_cast<const uint8_t*>(bytes);
   uint32_t crc = 0;
-  if (!direct_) {
+  if (direct_) {
+    if (!append_to_stream(at, p, size, crc)) crc = write_staged(at, p, size);
+  } else if (size < kOverlapAtLeast) {
     crc = crc32c(0, p, size);
     pwrite_all(fd_, p, size, at, path_);
   } else {
-    // The unaligned head and tail wait in their blocks; the whole blocks
-    // between go through a staging buffer, checksummed as they are copied.
-    const uint64_t end = at + size;
-    const uint64_t first_whole = std::min((at + kBlock - 1) / kBlock * kBlock, end);
-    const uint64_t end_whole = std::max(end / kBlock * kBlock, first_whole);
-    if (first_whole > at) {
-      crc = crc32c(crc, p, first_whole - at);
-      add_to_block(at, p, first_whole - at);
-    }
-    if (end_whole > first_whole) {
-      // Staging buffers in turn: while the next piece is checksummed and
-      // copied, up to kInFlight earlier ones are on their way to the device
-      // (a virtual or network disk is fastest with several writes queued).
-      thread_local std::array<AlignedBuffer, kInFlight + 1> staging;
-      std::deque<std::future<void>> in_flight;
-      size_t next = 0;
-      for (uint64_t offset = first_whole; offset < end_whole;) {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kStaging, end_whole - offset));
-        const uint8_t* source = p + (offset - at);
-        crc = crc32c(crc, source, n);
-        if (in_flight.size() == kInFlight) {
-          in_flight.front().get();
-          in_flight.pop_front();
-        }
-        if (!staging[next]) staging[next] = aligned_buffer(kStaging);
-        uint8_t* buffer = staging[next].get();
-        std::memcpy(buffer, source, n);
-        in_flight.push_back(
-            std::async(std::launch::async, [this, buffer, n, offset] { pwrite_all(fd_, buffer, n, offset, path_); }));
-        next = (next + 1) % staging.size();
-        offset += n;
-      }
-      for (auto& write : in_flight) write.get();
-    }
-    if (end > end_whole) {
-      crc = crc32c(crc, p + (end_whole - at), end - end_whole);
-      add_to_block(end_whole, p + (end_whole - at), end - end_whole);
-    }
+    // The copy into the page cache on one core, the checksum on another.
+    auto written = std::async(std::launch::async, [&] { pwrite_all(fd_, p, size, at, path_); });
+    crc = crc32c(0, p, size);
+    written.get();
   }
   const std::lock_guard<std::mutex> lock(mutex_);
   pieces_.push_back({at, size, crc});
+}
+
+// Copies a write that starts where the stream ends into the staging
+// buffers, checksumming it on the way; returns false, copying nothing, for
+// any other write.
+bool ChecksummedFile::append_to_stream(uint64_t at, const uint8_t* bytes, size_t size, uint32_t& crc) {
+  const std::lock_guard<std::mutex> lock(stream_mutex_);
+  Stream& s = *stream_;
+  if (s.ended || at != s.end()) return false;
+  while (size > 0) {
+    if (!s.buffers[s.current]) s.buffers[s.current] = aligned_buffer(kStaging);
+    const size_t n = std::min(size, kStaging - s.filled);
+    crc = crc32c(crc, bytes, n);
+    std::memcpy(s.buffers[s.current].get() + s.filled, bytes, n);
+    s.filled += n;
+    bytes += n;
+    size -= n;
+    if (s.filled == kStaging) submit_stream_buffer();
+  }
+  return true;
+}
+
+// Sends the full current buffer to the device and makes the next one
+// current, once its own earlier write is done.
+void ChecksummedFile::submit_stream_buffer() {
+  Stream& s = *stream_;
+  const uint8_t* buffer = s.buffers[s.current].get();
+  const size_t n = s.filled;
+  const uint64_t at = s.begin;
+  s.writes[s.current] = std::async(std::launch::async, [this, buffer, n, at] { pwrite_all(fd_, buffer, n, at, path_); });
+  s.begin += n;
+  s.filled = 0;
+  s.current = (s.current + 1) % kStreamBuffers;
+  if (s.writes[s.current].valid()) s.writes[s.current].get();
+}
+
+// Writes what the stream still holds: its whole blocks now, the bytes of
+// its last, incomplete block with the other writes into that block.
+void ChecksummedFile::end_stream() {
+  const std::lock_guard<std::mutex> lock(stream_mutex_);
+  Stream& s = *stream_;
+  if (s.ended) return;
+  s.ended = true;
+  s.wait_all();
+  const size_t whole = s.filled / kBlock * kBlock;
+  const uint8_t* buffer = s.buffers[s.current].get();
+  if (whole > 0) pwrite_all(fd_, buffer, whole, s.begin, path_);
+  if (s.filled > whole) add_to_block(s.begin + whole, buffer + whole, s.filled - whole);
+}
+
+// A write out of the stream's order: the unaligned head and tail wait in
+// their blocks; the whole blocks between go through a staging buffer of
+// their own, checksummed as they are copied.
+uint32_t ChecksummedFile::write_staged(uint64_t at, const uint8_t* p, size_t size) {
+  uint32_t crc = 0;
+  const uint64_t end = at + size;
+  const uint64_t first_whole = std::min((at + kBlock - 1) / kBlock * kBlock, end);
+  const uint64_t end_whole = std::max(end / kBlock * kBlock, first_whole);
+  if (first_whole > at) {
+    crc = crc32c(crc, p, first_whole - at);
+    add_to_block(at, p, first_whole - at);
+  }
+  if (end_whole > first_whole) {
+    const AlignedBuffer staging = aligned_buffer(static_cast<size_t>(std::min<uint64_t>(kStaging, end_whole - first_whole)));
+    for (uint64_t offset = first_whole; offset < end_whole;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kStaging, end_whole - offset));
+      const uint8_t* source = p + (offset - at);
+      crc = crc32c(crc, source, n);
+      std::memcpy(staging.get(), source, n);
+      pwrite_all(fd_, staging.get(), n, offset, path_);
+      offset += n;
+    }
+  }
+  if (end > end_whole) {
+    crc = crc32c(crc, p + (end_whole - at), end - end_whole);
+    add_to_block(end_whole, p + (end_whole - at), end - end_whole);
+  }
+  return crc;
 }
 
 // Bytes within one block; the block is written once all of its bytes in
@@ -163,14 +242,11 @@ void ChecksummedFile::add_to_block(uint64_t at, const uint8_t* bytes, size_t siz
       partial_blocks_.erase(block);
     }
   }
-  if (complete) write_block(block, complete->bytes.get());
-}
-
-void ChecksummedFile::write_block(uint64_t block, const uint8_t* bytes) {
-  pwrite_all(fd_, bytes, kBlock, block * kBlock, path_);
+  if (complete) pwrite_all(fd_, complete->bytes.get(), kBlock, block * kBlock, path_);
 }
 
 FileChecksum ChecksummedFile::finish() {
+  if (stream_) end_stream();
   const std::lock_guard<std::mutex> lock(mutex_);
   std::sort(pieces_.begin(), pieces_.end(), [](const Piece& a, const Piece& b) { return a.at < b.at; });
   uint32_t crc = 0;

@@ -57,6 +57,46 @@ TEST_P(ChecksummedFileTest, PiecesInAnyOrderFromTwoThreadsMakeTheFileAndItsCrc) 
   }
 }
 
+// A writer that goes from the start to the end (a safetensors file's
+// header, then its tensors) is gathered into whole staging buffers; the
+// same file with its first piece last, or its second half written
+// backwards by another thread at the same time, must come out the same.
+TEST_P(ChecksummedFileTest, InOrderWritesWithOthersOutOfOrderMakeTheFileAndItsCrc) {
+  testing::TempDir dir;
+  std::mt19937_64 random(11);
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  for (const uint64_t size : {uint64_t{1}, uint64_t{4095}, uint64_t{4096}, 8 * kMiB - 1, 8 * kMiB, 8 * kMiB + 1,
+                              25 * kMiB + 321}) {
+    std::string bytes(size, '\0');
+    for (char& c : bytes) c = static_cast<char>(random());
+    auto pieces = shuffled_pieces(size, random);
+    std::sort(pieces.begin(), pieces.end());
+    for (const std::string order : {"in order", "first piece last", "second half backwards beside"}) {
+      SCOPED_TRACE(std::to_string(size) + ", " + order);
+      const std::string path = dir.file("file");
+      io::ChecksummedFile file(path, size, GetParam());
+      const auto write = [&](size_t i) { file.write(pieces[i].first, bytes.data() + pieces[i].first, pieces[i].second); };
+      if (order == "in order") {
+        for (size_t i = 0; i < pieces.size(); ++i) write(i);
+      } else if (order == "first piece last") {
+        for (size_t i = 1; i < pieces.size(); ++i) write(i);
+        write(0);
+      } else {
+        const size_t half = pieces.size() / 2;
+        std::thread other([&] {
+          for (size_t i = pieces.size(); i-- > half;) write(i);
+        });
+        for (size_t i = 0; i < half; ++i) write(i);
+        other.join();
+      }
+      const io::FileChecksum checksum = file.finish();
+      EXPECT_EQ(checksum.crc32c, crc32c(0, bytes.data(), bytes.size()));
+      ASSERT_EQ(std::filesystem::file_size(path), size);
+      EXPECT_TRUE(testing::read_file(path) == bytes);
+    }
+  }
+}
+
 TEST_P(ChecksummedFileTest, RefusesToFinishAFileWithAGapOrAnOverlap) {
   testing::TempDir dir;
   const std::string bytes(10000, 'x');

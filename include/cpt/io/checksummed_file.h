@@ -8,11 +8,18 @@
 // the device, with no page cache to fill and then flush at fsync. That is
 // what large checkpoint writers do (DeepSpeed's FastPersist), and on a
 // virtual disk it is several times faster than a buffered write + fsync.
-// Pieces that do not cover whole 4 KiB blocks wait in memory until their
-// block is complete. Where O_DIRECT is refused, the file is written through
-// the page cache as before.
+// Writes that continue the file from its start (a safetensors writer's
+// header, then each tensor in turn) are gathered into 8 MiB staging
+// buffers, checksummed as they are copied, and go out as whole buffers
+// while the next ones fill: the device sees large sequential writes, as
+// from a raw `dd`, however small the tensors. Other writes stage their
+// whole blocks on their own; bytes that do not cover a whole 4 KiB block
+// wait in memory until their block is complete. Where O_DIRECT is refused,
+// the file is written through the page cache, each piece's write beside
+// its checksum.
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,10 +57,13 @@ class ChecksummedFile {
     uint32_t crc;
   };
   struct PartialBlock;
+  struct Stream;
 
-  void write_through(uint64_t at, const uint8_t* bytes, size_t size);
+  bool append_to_stream(uint64_t at, const uint8_t* bytes, size_t size, uint32_t& crc);
+  void submit_stream_buffer();
+  void end_stream();
+  uint32_t write_staged(uint64_t at, const uint8_t* bytes, size_t size);
   void add_to_block(uint64_t at, const uint8_t* bytes, size_t size);
-  void write_block(uint64_t block, const uint8_t* bytes);
 
   std::string path_;
   uint64_t size_ = 0;
@@ -62,6 +72,8 @@ class ChecksummedFile {
   std::mutex mutex_;
   std::vector<Piece> pieces_;
   std::map<uint64_t, std::unique_ptr<PartialBlock>> partial_blocks_;
+  std::mutex stream_mutex_;  // held while a continuing write is copied in
+  std::unique_ptr<Stream> stream_;  // O_DIRECT only
 };
 
 }  // namespace cpt::io
