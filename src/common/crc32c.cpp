@@ -1,6 +1,7 @@
 #include "cpt/common/crc32c.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <nmmintrin.h>
 #include <unistd.h>
 
@@ -98,24 +99,9 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b) {
 }
 
 uint32_t file_crc32c(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw InputError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  std::vector<uint8_t> buffer(size_t{4} << 20);
-  uint32_t crc = 0;
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int error = errno;
-      ::close(fd);
-      throw InputError(fmt::format("cannot read '{}': {}", path, std::strerror(error)));
-    }
-    if (n == 0) break;
-    crc = crc32c(crc, buffer.data(), static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return crc;
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) throw InputError(fmt::format("cannot open '{}': {}", path, std::strerror(errno)));
+  return file_range_crc32c(path, 0, static_cast<uint64_t>(info.st_size));
 }
 
 uint32_t file_range_crc32c(const std::string& path, uint64_t offset, uint64_t size) {

@@ -16,7 +16,7 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t size);
 // any order) combine into the checksum of the whole.
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b);
 
-// The CRC-32C of a whole file, read sequentially. Throws InputError naming
+// The CRC-32C of a whole file. Throws InputError naming
 // the path when it cannot be read.
 uint32_t file_crc32c(const std::string& path);
 
