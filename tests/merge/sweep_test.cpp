@@ -145,9 +145,13 @@ TEST(MergeSweep, EachPointIsTheMergeWrittenAtThatT) {
         ASSERT_EQ(std::memcmp(in_memory.at(name).data(), values.data(), values.size() * sizeof(float)), 0)
             << axis.method << " t = " << t << ": " << name;
       }
-      if (t == 0) EXPECT_EQ(in_memory, base) << axis.method << ": t = 0 is the base model";
+      if (t == 0) {
+        EXPECT_EQ(in_memory, base) << axis.method << ": t = 0 is the base model";
+      }
       // base + 1 * (cpt - base) rounds in fp32 to cpt: exact for bf16 inputs.
-      if (t == 1) EXPECT_EQ(in_memory, cpt) << axis.method << ": t = 1 is the other model";
+      if (t == 1) {
+        EXPECT_EQ(in_memory, cpt) << axis.method << ": t = 1 is the other model";
+      }
     }
   }
 }
