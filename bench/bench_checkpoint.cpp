@@ -75,6 +75,22 @@ int main(int argc, char** argv) {
     if (entry.is_regular_file()) bytes += entry.file_size();
   }
 
+  // Reading every file back for its CRC-32C, which the save no longer
+  // does (it checksums the bytes as it writes them). This also brings the
+  // files into the page cache, as the peers' buffered writes leave theirs,
+  // so that both loads below start from memory. The loads come before the
+  // raw writes, whose write-back and removal would still be running.
+  start = Clock::now();
+  cpt::io::write_checksums(saved);
+  const double checksum_s = std::chrono::duration<double>(Clock::now() - start).count();
+
+  start = Clock::now();
+  cpt::train::load_checkpoint(saved, replicas, optimizer);
+  const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
+  start = Clock::now();
+  cpt::train::verify_checkpoint(saved);
+  const double verify_s = std::chrono::duration<double>(Clock::now() - start).count();
+
   // The checkpoint's own bytes, from memory, written sequentially in 8 MiB
   // writes to one file and fsynced: through the page cache, and with
   // O_DIRECT (what the save uses where the file system allows it).
@@ -109,21 +125,6 @@ int main(int argc, char** argv) {
   const double raw_s = raw_write(0);
   const double raw_direct_s = raw_write(O_DIRECT);
   std::free(memory);
-
-  // Reading every file back for its CRC-32C, which the save no longer
-  // does (it checksums the bytes as it writes them). This also brings the
-  // files into the page cache, as the peers' buffered writes leave theirs,
-  // so that both loads below start from memory.
-  start = Clock::now();
-  cpt::io::write_checksums(saved);
-  const double checksum_s = std::chrono::duration<double>(Clock::now() - start).count();
-
-  start = Clock::now();
-  cpt::train::load_checkpoint(saved, replicas, optimizer);
-  const double load_s = std::chrono::duration<double>(Clock::now() - start).count();
-  start = Clock::now();
-  cpt::train::verify_checkpoint(saved);
-  const double verify_s = std::chrono::duration<double>(Clock::now() - start).count();
 
   if (json) {
     const nlohmann::json out = {{"checkpoint", saved},   {"bytes", bytes},

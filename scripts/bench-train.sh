@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CPU training numbers, each against a baseline measured in the same run:
+# CPU training numbers, each against a baseline measured in the same run
+# (CPT_BENCH_ROUNDS rounds, 3 by default, taking turns; medians):
 #   tokens/s of cpt-train vs Python PyTorch eager (the venv's torch, the wheel cpt-train links) on the same
 #   model, batch, AdamW and clipping, fp32 and bf16                   goal >= 1.5x
 #   MFU against this machine's matmul FLOP/s in the training dtype (cpt-train measures it at start) goal >= 0.7
@@ -44,21 +45,40 @@ rows = [json.loads(l) for l in open('$out/metrics.jsonl')][1:]
 median = lambda key: statistics.median(r.get(key, 0.0) for r in rows)
 split = ' / '.join(f'{1000 * median(\"time/\" + p + \"_s\"):.0f}' for p in ('data', 'forward', 'backward', 'communication', 'optimizer'))
 print(median('tokens_per_s'), median('mfu'), split)"
+  rm -rf "$out"
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Rounds in turn (ours, eager, compiled, ours, ...) and the median of each
+# side: a shared machine drifts by tens of percent over minutes, and a
+# ratio of two runs minutes apart would measure the drift.
+rounds=${CPT_BENCH_ROUNDS:-3}
 bench() {  # name hidden inter layers heads kv vocab seq micro accum steps precision
   local name="$1 ${12}"
   shift
-  read -r ours mfu split < <(train build/cpt-train "$work/$name" "$@")
+  local round ours_all=() mfu_all=() theirs_all=() compiled_all=() old_all=() ours mfu split old_split=""
+  for ((round = 1; round <= rounds; round++)); do
+    read -r ours mfu split < <(train build/cpt-train "$work/$name-$round" "$@")
+    ours_all+=("$ours"); mfu_all+=("$mfu")
+    theirs_all+=("$("$python" bench/train_reference.py "$@")")
+    [[ -n $compiled ]] && compiled_all+=("$("$python" bench/train_reference.py "$@" compile 2>/dev/null)")
+    if [[ -n $before ]]; then
+      local old
+      read -r old _ old_split < <(train "$before" "$work/$name-before-$round" "$@")
+      old_all+=("$old")
+    fi
+  done
+  ours=$(median "${ours_all[@]}"); mfu=$(median "${mfu_all[@]}")
+  local theirs extra=""
+  theirs=$(median "${theirs_all[@]}")
   splits+="| $name | ours | $split |"$'\n'
-  theirs=$("$python" bench/train_reference.py "$@")
-  local extra=""
   if [[ -n $compiled ]]; then
     local theirs_compiled
-    theirs_compiled=$("$python" bench/train_reference.py "$@" compile 2>/dev/null)
+    theirs_compiled=$(median "${compiled_all[@]}")
     extra=$(printf ' %.0f | %.2fx |' "$theirs_compiled" "$(echo "$ours / $theirs_compiled" | bc -l)")
   fi
   if [[ -n $before ]]; then
-    read -r old _ old_split < <(train "$before" "$work/$name-before" "$@")
+    local old
+    old=$(median "${old_all[@]}")
     extra+=$(printf ' %.0f | %.2fx |' "$old" "$(echo "$old / $theirs" | bc -l)")
     splits+="| $name | before | $old_split |"$'\n'
   fi
