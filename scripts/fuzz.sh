@@ -38,6 +38,12 @@ for kind in jsonl txt; do
   rm -f "$body"
 done
 
+# The targets' scratch files, in memory where there is /dev/shm; removed
+# here, since a target killed for a timeout or its memory cannot.
+CPT_FUZZ_SCRATCH=$(mktemp -d -p /dev/shm cpt-fuzz.XXXXXX 2>/dev/null || mktemp -d)
+export CPT_FUZZ_SCRATCH
+trap 'rm -rf "$CPT_FUZZ_SCRATCH"' EXIT
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 logs=$build/logs

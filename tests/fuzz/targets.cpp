@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -28,7 +29,9 @@ namespace cpt::fuzz {
 namespace {
 
 // Parsers take paths: each process gets a scratch folder in memory,
-// removed when it exits.
+// removed when it exits, under CPT_FUZZ_SCRATCH when set (scripts/fuzz.sh
+// removes that folder: libFuzzer ends a run that times out or runs out of
+// memory with _Exit, which skips the destructor here).
 const fs::path& scratch() {
   struct Scratch {
     fs::path path;
@@ -38,7 +41,10 @@ const fs::path& scratch() {
     }
   };
   static const Scratch dir{[] {
-    const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+    const char* chosen = std::getenv("CPT_FUZZ_SCRATCH");
+    const fs::path base = chosen != nullptr          ? fs::path(chosen)
+                          : fs::exists("/dev/shm") ? fs::path("/dev/shm")
+                                                   : fs::temp_directory_path();
     fs::path path = base / ("cpt-fuzz-" + std::to_string(::getpid()));
     fs::create_directories(path);
     return path;
