@@ -127,9 +127,9 @@ ChecksumManifest save_hf_weights(const NamedTensors& named, const model::Shape& 
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string name = shard_file_name(s, shards.size());
     SafetensorsWriter writer((fs::path(dir) / name).string(), shards[s]);
-    for (const auto& spec : shards[s]) {
-      const torch::Tensor& t = tensors.at(spec.name);
-      writer.write(spec.name, 0, t.data_ptr(), spec.nbytes());
+    for (const auto& info : writer.layout()) {
+      const torch::Tensor& t = tensors.at(info.spec.name);
+      writer.write(info.spec.name, 0, t.data_ptr(), info.spec.nbytes());
     }
     written[name] = writer.finish();
   }

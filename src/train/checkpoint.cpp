@@ -97,9 +97,11 @@ io::FileChecksum write_moments(const std::string& path, const std::vector<Moment
     if (m.values.dim() == 1 || m.offset != 0) metadata["offset." + m.key] = std::to_string(m.offset);
   }
   io::SafetensorsWriter writer(path, specs, metadata);
-  for (const auto& m : moments) {
-    const auto contiguous = m.values.to(torch::kCPU).contiguous();
-    writer.write(m.key, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
+  std::map<std::string, const MomentSlice*> by_key;
+  for (const auto& m : moments) by_key[m.key] = &m;
+  for (const auto& info : writer.layout()) {
+    const auto contiguous = by_key.at(info.spec.name)->values.to(torch::kCPU).contiguous();
+    writer.write(info.spec.name, 0, contiguous.data_ptr(), static_cast<size_t>(contiguous.numel()) * 4);
   }
   return writer.finish();
 }

@@ -84,6 +84,9 @@ class SafetensorsWriter {
   // bytes were written.
   FileChecksum finish();
 
+  // The tensors in file order. Writing them in this order lets an
+  // O_DIRECT file gather them into large sequential writes
+  // (ChecksummedFile); any other order is correct, and slower.
   const std::vector<TensorInfo>& layout() const { return layout_; }
   const std::string& path() const { return path_; }
 
