@@ -19,7 +19,6 @@
 // its checksum.
 
 #include <cstdint>
-#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
