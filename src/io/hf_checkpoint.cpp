@@ -45,25 +45,15 @@ NamedTensors parameters_of(const torch::nn::Module& module) {
 
 namespace {
 
-// Checks a mapped tensor for NaN and infinity and copies it into `param`,
-// over every core, and where the types match in one read of the source
-// (io::copy_if_finite). A resume reads GBs, and one core alone reads a few GB/s.
+// Checks a mapped tensor for NaN and infinity and copies it into `param`:
+// where the types match, in one read of the source.
 bool load_if_finite(Dtype dtype, const uint8_t* bytes, const std::vector<int64_t>& shape, torch::Tensor& param) {
   const int64_t count = param.numel();
+  if (param.is_cpu() && param.is_contiguous() && param.scalar_type() == torch_type(dtype)) {
+    return parallel_copy_if_finite(dtype, bytes, param.data_ptr(), count);
+  }
   const size_t element = dtype_bits(dtype) / 8;
   std::atomic<bool> finite{true};
-  if (param.is_cpu() && param.is_contiguous() && param.scalar_type() == torch_type(dtype)) {
-    constexpr int64_t kSlice = int64_t{1} << 16;
-    auto* target = static_cast<uint8_t*>(param.data_ptr());
-    at::parallel_for(0, count, kSlice, [&](int64_t begin, int64_t end) {
-      for (int64_t at = begin; at < end && finite.load(std::memory_order_relaxed); at += kSlice) {
-        const size_t n = static_cast<size_t>(std::min(kSlice, end - at));
-        const uint8_t* source = bytes + static_cast<size_t>(at) * element;
-        if (!copy_if_finite(dtype, source, target + static_cast<size_t>(at) * element, n)) finite = false;
-      }
-    });
-    return finite;
-  }
   at::parallel_for(0, count, int64_t{1} << 20, [&](int64_t begin, int64_t end) {
     if (!all_finite(dtype, bytes + static_cast<size_t>(begin) * element, static_cast<size_t>(end - begin))) finite = false;
   });
@@ -74,6 +64,25 @@ bool load_if_finite(Dtype dtype, const uint8_t* bytes, const std::vector<int64_t
 }
 
 }  // namespace
+
+bool parallel_copy_if_finite(Dtype dtype, const void* src, void* dst, int64_t count) {
+  // A resume reads GBs, and one core alone copies a few GB/s. Slices keep
+  // a thread's early stop close to the first non-finite value.
+  constexpr int64_t kSlice = int64_t{1} << 16;
+  const size_t element = dtype_bits(dtype) / 8;
+  const auto* source = static_cast<const uint8_t*>(src);
+  auto* target = static_cast<uint8_t*>(dst);
+  std::atomic<bool> finite{true};
+  at::parallel_for(0, count, kSlice, [&](int64_t begin, int64_t end) {
+    for (int64_t at = begin; at < end && finite.load(std::memory_order_relaxed); at += kSlice) {
+      const size_t offset = static_cast<size_t>(at) * element;
+      if (!copy_if_finite(dtype, source + offset, target + offset, static_cast<size_t>(std::min(kSlice, end - at)))) {
+        finite = false;
+      }
+    }
+  });
+  return finite;
+}
 
 void load_hf_weights(torch::nn::Module& module, const std::string& dir) {
   NamedTensors parameters = parameters_of(module);  // share the parameters' storage

@@ -138,7 +138,7 @@ class MomentPieces {
           }
         }
         pieces_[t.spec.name].push_back(
-            {offset, t.spec.numel(), reinterpret_cast<const float*>(file->data(t))});
+            {offset, t.spec.numel(), file.get(), reinterpret_cast<const float*>(file->data(t))});
       }
     }
   }
@@ -147,16 +147,20 @@ class MomentPieces {
     const auto it = pieces_.find(key);
     if (it == pieces_.end()) throw InputError(fmt::format("'{}': optimizer state has no '{}'", dir_, key));
     const int64_t n = out.numel();
-    // Read into host memory, then copy to wherever the moments live; torch's
-    // copy uses every core, as the moments are the bulk of a checkpoint.
-    auto target = out.is_cpu() ? out.view({-1}) : torch::empty({n}, torch::kFloat);
+    // Read into host fp32 memory, then copy to wherever the moments live.
+    const bool in_place = out.is_cpu() && out.scalar_type() == torch::kFloat && out.is_contiguous();
+    auto target = in_place ? out.view({-1}) : torch::empty({n}, torch::kFloat);
     int64_t covered = 0;
     for (const auto& piece : it->second) {
       const int64_t begin = std::max(offset, piece.offset), end = std::min(offset + n, piece.offset + piece.numel);
       if (begin >= end) continue;
-      const torch::Tensor source =
-          torch::from_blob(const_cast<float*>(piece.data + (begin - piece.offset)), {end - begin}, torch::kFloat);
-      target.narrow(0, begin - offset, end - begin).copy_(source);
+      if (!io::parallel_copy_if_finite(io::Dtype::kF32, piece.data + (begin - piece.offset),
+                                       target.data_ptr<float>() + (begin - offset), end - begin)) {
+        throw InputError(fmt::format("'{}': optimizer state '{}' holds NaN or infinite values (the run that "
+                                     "saved it had diverged); resume from an earlier checkpoint",
+                                     piece.file->path(), key));
+      }
+      piece.file->check_intact();  // truncated by another program while it was read
       covered += end - begin;
     }
     if (covered != n) {
@@ -164,12 +168,13 @@ class MomentPieces {
                                    "missing or the model shape changed",
                                    dir_, key, covered, offset, offset + n));
     }
-    if (!out.is_cpu()) out.view({-1}).copy_(target);
+    if (!in_place) out.view({-1}).copy_(target);
   }
 
  private:
   struct Piece {
-    int64_t offset, numel;
+    int64_t offset, numel;  // in elements of the whole moment
+    const io::SafetensorsFile* file;
     const float* data;
   };
   std::string dir_;

@@ -27,6 +27,12 @@ void load_hf_weights(torch::nn::Module& module, const std::string& dir);
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_checksums = true);
 
+// Copies `count` elements of a float `dtype` from `src` (typically a
+// mapped file) to host memory at `dst` over every core, checking them for
+// NaN and infinity in the same pass (copy_if_finite). Says whether all
+// were finite; stops early when one is not. The load of weights and moments.
+bool parallel_copy_if_finite(Dtype dtype, const void* src, void* dst, int64_t count);
+
 // Writes the parameters as HF safetensors (model.safetensors, or
 // model-0000K-of-0000N.safetensors + index past max_shard_size) and
 // config.json into `dir`, which must exist. Returns the size and CRC-32C
