@@ -74,6 +74,13 @@ std::string with_thousands(int64_t value) {
   return value < 0 ? "-" + out : out;
 }
 
+std::string human_count(double count) {
+  if (count >= 1e9) return fmt::format("{:.3g}B", count / 1e9);
+  if (count >= 1e6) return fmt::format("{:.3g}M", count / 1e6);
+  if (count >= 1e3) return fmt::format("{:.3g}K", count / 1e3);
+  return fmt::format("{:.0f}", count);
+}
+
 std::string human_bytes(double bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   int unit = 0;

@@ -196,13 +196,6 @@ Series column(const std::vector<nlohmann::json>& rows, const std::string& key, c
   return s;
 }
 
-std::string human(double count) {
-  if (count >= 1e9) return fmt::format("{:.3g}B", count / 1e9);
-  if (count >= 1e6) return fmt::format("{:.3g}M", count / 1e6);
-  if (count >= 1e3) return fmt::format("{:.3g}K", count / 1e3);
-  return fmt::format("{:.0f}", count);
-}
-
 uint64_t directory_bytes(const fs::path& dir) {
   uint64_t bytes = 0;
   for (const auto& entry : fs::recursive_directory_iterator(dir)) {
@@ -394,7 +387,7 @@ ReportSummary write_report(const std::string& run_dir, const std::string& output
       std::string tokens = "?", elapsed = "?";
       try {
         const train::TrainerState state = train::read_trainer_state(dir.string());
-        tokens = human(static_cast<double>(state.tokens));
+        tokens = human_count(static_cast<double>(state.tokens));
         elapsed = fmt::format("{:.0f} s", state.elapsed_s);
       } catch (const std::exception&) {
       }
@@ -409,10 +402,10 @@ ReportSummary write_report(const std::string& run_dir, const std::string& output
   const std::string name = config ? config->run.name : fs::path(run_dir).filename().string();
   html += fmt::format("<title>cpt-train report: {}</title>\n<style>{}</style>\n</head><body>\n", escape(name), kStyle);
   html += fmt::format("<h1>{}</h1>\n<p class=\"note\">{}: step {}, {} training tokens", escape(name), escape(run_dir),
-                      last["step"].get<int64_t>(), human(last.value("tokens", 0.0)));
+                      last["step"].get<int64_t>(), human_count(last.value("tokens", 0.0)));
   if (config) {
     html += fmt::format("; {} parameters, {} steps planned",
-                        human(static_cast<double>(model::parameter_count(config->model.shape))), config->train.steps);
+                        human_count(static_cast<double>(model::parameter_count(config->model.shape))), config->train.steps);
   }
   html += "</p>\n<h2>Curves</h2>\n<div class=\"grid-2\">\n";
   int chart_count = 0;

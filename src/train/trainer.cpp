@@ -289,14 +289,6 @@ LogWindow parse_log_window(const nlohmann::json& json, size_t sources) {
   return window;
 }
 
-// 7.24B, 90.4K: a count as people say it.
-std::string human_count(double count) {
-  if (count >= 1e9) return fmt::format("{:.3g}B", count / 1e9);
-  if (count >= 1e6) return fmt::format("{:.3g}M", count / 1e6);
-  if (count >= 1e3) return fmt::format("{:.3g}K", count / 1e3);
-  return fmt::format("{:.0f}", count);
-}
-
 void log_start_summary(const config::Config& c, const TrainerState& state, const std::optional<std::string>& resume_from,
                        int world_size) {
   const model::Shape& shape = c.model.shape;

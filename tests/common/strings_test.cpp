@@ -29,6 +29,14 @@ TEST(Strings, WithThousandsGroupsDigits) {
   EXPECT_EQ(with_thousands(-8388608), "-8,388,608");
 }
 
+TEST(Strings, HumanCountSaysCountsAsPeopleDo) {
+  EXPECT_EQ(human_count(6738415616), "6.74B");
+  EXPECT_EQ(human_count(90400), "90.4K");
+  EXPECT_EQ(human_count(2.5e6), "2.5M");
+  EXPECT_EQ(human_count(999), "999");
+  EXPECT_EQ(human_count(0), "0");
+}
+
 TEST(Strings, SplitKeepsEmptyParts) {
   EXPECT_EQ(split("a.b.c", '.'), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(split("a..b", '.'), (std::vector<std::string>{"a", "", "b"}));

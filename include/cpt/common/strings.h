@@ -23,6 +23,9 @@ std::optional<std::string> closest_match(std::string_view word, const std::vecto
 // "8388608" -> "8,388,608": large counts are read by people in plans and logs.
 std::string with_thousands(int64_t value);
 
+// 7.24e9 -> "7.24B", 90400 -> "90.4K": a count as people say it.
+std::string human_count(double count);
+
 // 3.2e9 bytes -> "2.98 GiB".
 std::string human_bytes(double bytes);
 
