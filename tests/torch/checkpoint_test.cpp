@@ -1,6 +1,6 @@
 // A checkpoint's save and load in one process: weights and AdamW moments
-// come back bit for bit, and a non-finite value in either is refused
-// with its file and tensor named.
+// come back bit for bit, and a non-finite moment is refused with its file
+// and key named (non-finite weights: HfCheckpoint in llama_test.cpp).
 
 #include "cpt/train/checkpoint.h"
 
