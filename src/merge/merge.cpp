@@ -412,11 +412,17 @@ MergeReport run_plan(const MethodInfo& method, std::vector<PlannedTensor>& plan,
       report.input_bytes += tensor.info->spec.nbytes();
       const io::Dtype dtype = tensor.info->spec.dtype;
       const size_t element = io::dtype_bits(dtype) / 8;
-      task.inputs[i].read = [tensor, dtype, element, release_per_chunk](int64_t offset, int64_t count, float* out) {
+      const int64_t numel = task.numel;
+      task.inputs[i].read = [tensor, dtype, element, release_per_chunk, numel](int64_t offset, int64_t count, float* out) {
         const uint8_t* data = tensor.file->data(*tensor.info) + static_cast<size_t>(offset) * element;
         io::to_f32(dtype, data, out, static_cast<size_t>(count));
-        if (release_per_chunk) {
-          tensor.file->release(*tensor.info, static_cast<size_t>(offset) * element, static_cast<size_t>(count) * element);
+        // Methods read a chunk in blocks, in order: the read that ends a
+        // chunk releases all of it (one call per chunk, not per block).
+        const int64_t end = offset + count;
+        if (release_per_chunk && (end % kMergeChunk == 0 || end == numel)) {
+          const int64_t chunk_start = (end - 1) / kMergeChunk * kMergeChunk;
+          tensor.file->release(*tensor.info, static_cast<size_t>(chunk_start) * element,
+                               static_cast<size_t>(end - chunk_start) * element);
         }
       };
     }

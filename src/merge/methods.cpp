@@ -18,7 +18,12 @@ namespace cpt::merge {
 
 namespace {
 
-constexpr int64_t kChunk = 1 << 20;  // elements per chunk: 4 MB of fp32 per buffer
+constexpr int64_t kChunk = kMergeChunk;  // elements a worker takes at a time
+// Elements each pass converts and combines at a time within a chunk: one
+// block of every buffer a pass uses stays in the core's cache. With whole
+// chunks (4 MB of fp32 per buffer) every loop of a pass streamed its
+// buffers through memory, and converting the inputs was 30% of a TIES merge.
+constexpr int64_t kBlock = 8192;
 
 enum class Sparsify { kNone, kMagnitude, kRandom, kMagnitudeOutliers };
 enum class Consensus { kNone, kSum, kCount };
@@ -120,17 +125,37 @@ void linear(const MergeTask& task, const ChunkSink& sink, int threads) {
   const bool normalize = param(task, "normalize") != 0;
   const float scale = normalize && std::fabs(total) > 0 ? static_cast<float>(1.0 / total) : 1.0f;
   for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
-    auto& out = s.buffer(0, count);
-    auto& x = s.buffer(1, count);
-    std::fill(out.begin(), out.begin() + count, 0.0f);
-    for (const auto& in : task.inputs) {
-      in.read(offset, count, x.data());
-      const auto w = static_cast<float>(in.params.at("weight"));
-      for (int64_t i = 0; i < count; ++i) out[static_cast<size_t>(i)] += w * x[static_cast<size_t>(i)];
+    float* out = s.buffer(0, count).data();
+    float* x = s.buffer(1, kBlock).data();
+    for (int64_t block = 0; block < count; block += kBlock) {
+      const int64_t len = std::min(kBlock, count - block);
+      float* o = out + block;
+      std::fill(o, o + len, 0.0f);
+      for (const auto& in : task.inputs) {
+        in.read(offset + block, len, x);
+        const auto w = static_cast<float>(in.params.at("weight"));
+        for (int64_t i = 0; i < len; ++i) o[i] += w * x[i];
+      }
+      for (int64_t i = 0; i < len; ++i) o[i] *= scale;
     }
-    for (int64_t i = 0; i < count; ++i) out[static_cast<size_t>(i)] *= scale;
-    sink(offset, out.data(), count);
+    sink(offset, out, count);
   });
+}
+
+// aa += Σx², bb += Σy², ab += Σxy, in index order. Not inlined: inside the
+// chunk's loop GCC kept the sums in memory (they live across the reads'
+// calls), and the loop ran at half speed.
+[[gnu::noinline]] void add_products(const float* x, const float* y, int64_t count, double& aa, double& bb, double& ab) {
+  double sum_aa = aa, sum_bb = bb, sum_ab = ab;
+  for (int64_t i = 0; i < count; ++i) {
+    const double p = x[i], q = y[i];
+    sum_aa += p * p;
+    sum_bb += q * q;
+    sum_ab += p * q;
+  }
+  aa = sum_aa;
+  bb = sum_bb;
+  ab = sum_ab;
 }
 
 void slerp(const MergeTask& task, const ChunkSink& sink, int threads) {
@@ -140,16 +165,14 @@ void slerp(const MergeTask& task, const ChunkSink& sink, int threads) {
   const int64_t chunks = (task.numel + kChunk - 1) / kChunk;
   std::vector<double> aa(static_cast<size_t>(chunks)), bb(static_cast<size_t>(chunks)), ab(static_cast<size_t>(chunks));
   for_chunks(task.numel, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
-    auto& x = s.buffer(0, count);
-    auto& y = s.buffer(1, count);
-    a.read(offset, count, x.data());
-    b.read(offset, count, y.data());
+    float* x = s.buffer(0, kBlock).data();
+    float* y = s.buffer(1, kBlock).data();
     double sa = 0, sb = 0, sab = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      const double p = x[static_cast<size_t>(i)], q = y[static_cast<size_t>(i)];
-      sa += p * p;
-      sb += q * q;
-      sab += p * q;
+    for (int64_t block = 0; block < count; block += kBlock) {
+      const int64_t len = std::min(kBlock, count - block);
+      a.read(offset + block, len, x);
+      b.read(offset + block, len, y);
+      add_products(x, y, len, sa, sb, sab);
     }
     aa[static_cast<size_t>(c)] = sa;
     bb[static_cast<size_t>(c)] = sb;
@@ -177,12 +200,16 @@ void slerp(const MergeTask& task, const ChunkSink& sink, int threads) {
   }
   const auto f0 = static_cast<float>(s0), f1 = static_cast<float>(s1);
   for_chunks(task.numel, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
-    auto& x = s.buffer(0, count);
-    auto& y = s.buffer(1, count);
-    a.read(offset, count, x.data());
-    b.read(offset, count, y.data());
-    for (int64_t i = 0; i < count; ++i) x[static_cast<size_t>(i)] = f0 * x[static_cast<size_t>(i)] + f1 * y[static_cast<size_t>(i)];
-    sink(offset, x.data(), count);
+    float* out = s.buffer(0, count).data();
+    float* y = s.buffer(1, kBlock).data();
+    for (int64_t block = 0; block < count; block += kBlock) {
+      const int64_t len = std::min(kBlock, count - block);
+      float* x = out + block;
+      a.read(offset + block, len, x);
+      b.read(offset + block, len, y);
+      for (int64_t i = 0; i < len; ++i) x[i] = f0 * x[i] + f1 * y[i];
+    }
+    sink(offset, out, count);
   });
 }
 
@@ -244,31 +271,34 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
         task.numel, threads,
         [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
           if (s.counts.empty()) s.counts.assign(histogram.size(), 0);
-          float* b = s.buffer(0, count).data();
-          float* x = s.buffer(1, count).data();
-          base.read(offset, count, b);
-          for (size_t j = 0; j < inputs.size(); ++j) {
-            task.inputs[inputs[j]].read(offset, count, x);
-            if (pass == 0) {
-              int64_t* h = s.counts.data() + j * buckets;
-              for (int64_t i = 0; i < count; ++i) {
-                const float v = std::fabs(x[i] - b[i]);
-                uint32_t u;
-                std::memcpy(&u, &v, 4);
-                ++h[u >> 16];
+          float* b = s.buffer(0, kBlock).data();
+          float* x = s.buffer(1, kBlock).data();
+          for (int64_t block = 0; block < count; block += kBlock) {
+            const int64_t len = std::min(kBlock, count - block);
+            base.read(offset + block, len, b);
+            for (size_t j = 0; j < inputs.size(); ++j) {
+              task.inputs[inputs[j]].read(offset + block, len, x);
+              if (pass == 0) {
+                int64_t* h = s.counts.data() + j * buckets;
+                for (int64_t i = 0; i < len; ++i) {
+                  const float v = std::fabs(x[i] - b[i]);
+                  uint32_t u;
+                  std::memcpy(&u, &v, 4);
+                  ++h[u >> 16];
+                }
+                continue;
               }
-              continue;
-            }
-            for (size_t q = 0; q < open.size(); ++q) {
-              if (open[q].input != inputs[j]) continue;
-              // Only the high half this cut fell in is resolved further.
-              int64_t* h = s.counts.data() + q * buckets;
-              const uint32_t want = high[q];
-              for (int64_t i = 0; i < count; ++i) {
-                const float v = std::fabs(x[i] - b[i]);
-                uint32_t u;
-                std::memcpy(&u, &v, 4);
-                if ((u >> 16) == want) ++h[u & 0xFFFFu];
+              for (size_t q = 0; q < open.size(); ++q) {
+                if (open[q].input != inputs[j]) continue;
+                // Only the high half this cut fell in is resolved further.
+                int64_t* h = s.counts.data() + q * buckets;
+                const uint32_t want = high[q];
+                for (int64_t i = 0; i < len; ++i) {
+                  const float v = std::fabs(x[i] - b[i]);
+                  uint32_t u;
+                  std::memcpy(&u, &v, 4);
+                  if ((u >> 16) == want) ++h[u & 0xFFFFu];
+                }
               }
             }
           }
@@ -307,12 +337,17 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
       std::vector<int64_t> equal_in_chunk(static_cast<size_t>(chunks), 0);
       const float value = cut.value;
       for_chunks(task.numel, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
-        float* x = s.buffer(0, count).data();
-        float* b = s.buffer(1, count).data();
-        in.read(offset, count, x);
-        base.read(offset, count, b);
+        float* x = s.buffer(0, kBlock).data();
+        float* b = s.buffer(1, kBlock).data();
         int64_t equal = 0;
-        for (int64_t i = 0; i < count; ++i) equal += std::fabs(x[i] - b[i]) == value;
+        for (int64_t block = 0; block < count; block += kBlock) {
+          const int64_t len = std::min(kBlock, count - block);
+          in.read(offset + block, len, x);
+          base.read(offset + block, len, b);
+          int64_t block_equal = 0;  // a local: see slerp
+          for (int64_t i = 0; i < len; ++i) block_equal += std::fabs(x[i] - b[i]) == value;
+          equal += block_equal;
+        }
         equal_in_chunk[static_cast<size_t>(c)] = equal;
       });
       int64_t chunk = from_end ? chunks - 1 : 0;
@@ -370,6 +405,22 @@ uint64_t stream_for(const MergeTask& task, size_t input) {
   uint64_t h = 1469598103934665603ULL ^ task.seed;
   for (unsigned char c : task.name) h = (h ^ c) * 1099511628211ULL;
   return h ^ (0xD1B54A32D192ED03ULL * (input + 1));
+}
+
+// sum += Σ|x − b|, kept += Σ|x − b|·mask (mask 0 or 1), in index order.
+// A product, not a branch on the mask: the draws are random, and a branch
+// was mispredicted at every other element. Not inlined, so that the sums stay
+// in registers (see add_products).
+[[gnu::noinline]] void add_abs_deltas(const float* x, const float* b, const float* mask, int64_t count, double& sum,
+                                      double& kept) {
+  double all = sum, masked = kept;
+  for (int64_t i = 0; i < count; ++i) {
+    const float d = std::fabs(x[i] - b[i]);
+    all += d;
+    masked += d * mask[i];
+  }
+  sum = all;
+  kept = masked;
 }
 
 // d[i] = factor·(d[i] − b[i]) where |d[i] − b[i]| lies between the cuts,
@@ -461,25 +512,27 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
       if (p.sparsify == Sparsify::kNone) continue;
       std::vector<double> before(static_cast<size_t>(chunks)), after(static_cast<size_t>(chunks));
       for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
-        auto& x = s.buffer(0, count);
-        auto& b = s.buffer(1, count);
-        task.inputs[p.input].read(offset, count, x.data());
-        base.read(offset, count, b.data());
+        float* x = s.buffer(0, kBlock).data();
+        float* b = s.buffer(1, kBlock).data();
+        float* mask = s.buffer(2, kBlock).data();
         double sum = 0, kept = 0;
-        if (p.sparsify == Sparsify::kRandom) {
-          auto& mask = s.buffer(2, count);
-          random_keep_mask(p.stream, offset, static_cast<size_t>(count), random_keep_threshold(p.density), mask.data());
-          for (size_t i = 0; i < static_cast<size_t>(count); ++i) {
-            const float d = std::fabs(x[i] - b[i]);
-            sum += d;
-            if (mask[i] != 0.0f) kept += d;
+        for (int64_t block = 0; block < count; block += kBlock) {
+          const int64_t len = std::min(kBlock, count - block);
+          task.inputs[p.input].read(offset + block, len, x);
+          base.read(offset + block, len, b);
+          double block_sum = sum, block_kept = kept;  // locals: see slerp
+          if (p.sparsify == Sparsify::kRandom) {
+            random_keep_mask(p.stream, offset + block, static_cast<size_t>(len), random_keep_threshold(p.density), mask);
+            add_abs_deltas(x, b, mask, len, block_sum, block_kept);
+          } else {
+            for (int64_t i = 0; i < len; ++i) {
+              const float d = std::fabs(x[i] - b[i]);
+              block_sum += d;
+              if (p.keep(d, offset + block + i)) block_kept += d;
+            }
           }
-        } else {
-          for (int64_t i = 0; i < count; ++i) {
-            const float d = std::fabs(x[static_cast<size_t>(i)] - b[static_cast<size_t>(i)]);
-            sum += d;
-            if (p.keep(d, offset + i)) kept += d;
-          }
+          sum = block_sum;
+          kept = block_kept;
         }
         before[static_cast<size_t>(c)] = sum;
         after[static_cast<size_t>(c)] = kept;
@@ -493,112 +546,142 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
     }
   }
 
-  // The final pass, written as flat loops over each chunk so they vectorise.
+  // The final pass, written as flat loops over each block so they vectorise.
   const bool consensus = kind.consensus != Consensus::kNone;
+  float total_weight = 0;
+  for (const auto& p : plans) total_weight += p.weight;
+  if (!consensus && std::fabs(total_weight) < 1e-8f) total_weight = 1;
   for_chunks(n, threads, [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
-    const auto size = static_cast<size_t>(count);
-    float* b = s.buffer(0, count).data();
-    float* mixed = s.buffer(1, count).data();
-    float* divisor = s.buffer(2, count).data();
-    float* majority = s.buffer(3, count).data();
-    base.read(offset, count, b);
+    float* out = s.buffer(0, count).data();
+    float* b = s.buffer(1, kBlock).data();
+    float* divisor = s.buffer(2, kBlock).data();
+    float* majority = s.buffer(3, kBlock).data();
+    float* kept = s.buffer(4, kBlock).data();
     std::vector<float*> weighted;
+    for (size_t k = 0; k < plans.size(); ++k) weighted.push_back(s.buffer(5 + k, kBlock).data());
+    // Equal values count as below a cut on one side of one index of the
+    // chunk (a prefix or a suffix of it). In index ranges that do not
+    // contain that index, each comparison is either inclusive or exclusive
+    // throughout, so the loops stay branch-free and vectorise even when ties
+    // are common (bf16 deltas). Per plan: the chunk's ranges [bounds[r],
+    // bounds[r + 1]) and whether each keeps equal values at the lower and
+    // upper cut.
+    struct Ranges {
+      size_t bounds[4] = {0, 0, 0, 0};
+      bool lo_inclusive[3] = {}, hi_inclusive[3] = {};
+    };
+    std::vector<Ranges> ranges(plans.size());
     for (size_t k = 0; k < plans.size(); ++k) {
       const DeltaPlan& p = plans[k];
-      float* d = s.buffer(4 + k, count).data();
-      task.inputs[p.input].read(offset, count, d);
-      const float factor = p.weight * p.scale;
-      switch (p.sparsify) {
-        case Sparsify::kNone:
-          for (size_t i = 0; i < size; ++i) d[i] = factor * (d[i] - b[i]);
-          break;
-        case Sparsify::kRandom: {
-          float* kept = s.buffer(4 + plans.size(), count).data();
-          random_keep_mask(p.stream, offset, size, random_keep_threshold(p.density), kept);
-          for (size_t i = 0; i < size; ++i) d[i] = kept[i] != 0.0f ? factor * (d[i] - b[i]) : 0.0f;
-          break;
+      if (p.sparsify != Sparsify::kMagnitude && p.sparsify != Sparsify::kMagnitudeOutliers) continue;
+      // Where the chunk's equal values switch sides of the cut, and whether
+      // those before that index are below it.
+      auto split = [&](const RankCut& cut) -> std::pair<size_t, bool> {
+        if (cut.first_equal <= offset) {  // a prefix of the chunk, maybe empty or all of it
+          if (cut.last_equal < offset) return {0, true};
+          return {static_cast<size_t>(std::min<int64_t>(cut.last_equal - offset + 1, count)), true};
         }
-        default: {
-          const float lo = p.lower.value, hi = p.upper.value;
-          // Equal values count as below a cut on one side of one index of
-          // the chunk (a prefix or a suffix of it). In index ranges that do
-          // not contain that index, each comparison is either inclusive or
-          // exclusive throughout, so the loops stay branch-free and vectorise
-          // even when ties are common (bf16 deltas). Returns the split and
-          // whether the equal values before it are below the cut.
-          auto split = [&](const RankCut& cut) -> std::pair<size_t, bool> {
-            if (cut.first_equal <= offset) {  // a prefix of the chunk, maybe empty or all of it
-              if (cut.last_equal < offset) return {0, true};
-              return {static_cast<size_t>(std::min<int64_t>(cut.last_equal - offset + 1, count)), true};
+        return {static_cast<size_t>(std::min<int64_t>(cut.first_equal - offset, count)), false};
+      };
+      const auto [lo_split, lo_below_before] = split(p.lower);
+      const auto [hi_split, hi_below_before] = split(p.upper);
+      Ranges& r = ranges[k];
+      r.bounds[1] = std::min(lo_split, hi_split);
+      r.bounds[2] = std::max(lo_split, hi_split);
+      r.bounds[3] = static_cast<size_t>(count);
+      for (int i = 0; i < 3; ++i) {
+        // Equal values kept at the lower cut: those not below it; at the
+        // upper cut: those below it.
+        r.lo_inclusive[i] = r.bounds[i] < lo_split ? !lo_below_before : lo_below_before;
+        r.hi_inclusive[i] = r.bounds[i] < hi_split ? hi_below_before : !hi_below_before;
+      }
+    }
+    for (int64_t start = 0; start < count; start += kBlock) {
+      const auto block = static_cast<size_t>(start);
+      const auto size = static_cast<size_t>(std::min(kBlock, count - start));
+      float* mixed = out + block;
+      base.read(offset + start, static_cast<int64_t>(size), b);
+      for (size_t k = 0; k < plans.size(); ++k) {
+        const DeltaPlan& p = plans[k];
+        float* d = weighted[k];
+        task.inputs[p.input].read(offset + start, static_cast<int64_t>(size), d);
+        const float factor = p.weight * p.scale;
+        switch (p.sparsify) {
+          case Sparsify::kNone:
+            for (size_t i = 0; i < size; ++i) d[i] = factor * (d[i] - b[i]);
+            break;
+          case Sparsify::kRandom:
+            random_keep_mask(p.stream, offset + start, size, random_keep_threshold(p.density), kept);
+            // The value is computed for every element and then selected,
+            // so that the loop vectorises (as a branch on the random draws
+            // it was mispredicted at every other element).
+            for (size_t i = 0; i < size; ++i) {
+              const float value = factor * (d[i] - b[i]);
+              d[i] = kept[i] != 0.0f ? value : 0.0f;
             }
-            return {static_cast<size_t>(std::min<int64_t>(cut.first_equal - offset, count)), false};
-          };
-          const auto [lo_split, lo_below_before] = split(p.lower);
-          const auto [hi_split, hi_below_before] = split(p.upper);
-          size_t bounds[4] = {0, std::min(lo_split, hi_split), std::max(lo_split, hi_split), size};
-          for (int r = 0; r < 3; ++r) {
-            const size_t begin = bounds[r], end = bounds[r + 1];
-            if (begin >= end) continue;
-            // Equal values kept at the lower cut: those not below it.
-            const bool lo_inclusive = begin < lo_split ? !lo_below_before : lo_below_before;
-            // Equal values kept at the upper cut: those below it.
-            const bool hi_inclusive = begin < hi_split ? hi_below_before : !hi_below_before;
-            if (lo_inclusive && hi_inclusive) {
-              keep_between<true, true>(d, b, begin, end, lo, hi, factor);
-            } else if (lo_inclusive) {
-              keep_between<true, false>(d, b, begin, end, lo, hi, factor);
-            } else if (hi_inclusive) {
-              keep_between<false, true>(d, b, begin, end, lo, hi, factor);
-            } else {
-              keep_between<false, false>(d, b, begin, end, lo, hi, factor);
+            break;
+          default: {
+            const Ranges& r = ranges[k];
+            const float lo = p.lower.value, hi = p.upper.value;
+            for (int i = 0; i < 3; ++i) {
+              // This range's part of the block, in the block's indices.
+              const size_t begin = std::max(r.bounds[i], block) - block;
+              const size_t end = std::min(r.bounds[i + 1], block + size);
+              if (block + begin >= end) continue;
+              const size_t stop = end - block;
+              if (r.lo_inclusive[i] && r.hi_inclusive[i]) {
+                keep_between<true, true>(d, b, begin, stop, lo, hi, factor);
+              } else if (r.lo_inclusive[i]) {
+                keep_between<true, false>(d, b, begin, stop, lo, hi, factor);
+              } else if (r.hi_inclusive[i]) {
+                keep_between<false, true>(d, b, begin, stop, lo, hi, factor);
+              } else {
+                keep_between<false, false>(d, b, begin, stop, lo, hi, factor);
+              }
             }
           }
         }
       }
-      weighted.push_back(d);
-    }
-    std::fill(mixed, mixed + size, 0.0f);
-    if (consensus) std::fill(divisor, divisor + size, 0.0f);
-    if (kind.consensus == Consensus::kSum) {
-      for (float* d : weighted) {
-        for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
-      }
-      for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
       std::fill(mixed, mixed + size, 0.0f);
-    } else if (kind.consensus == Consensus::kCount) {
-      for (float* d : weighted) {
-        for (size_t i = 0; i < size; ++i) mixed[i] += static_cast<float>(d[i] > 0) - static_cast<float>(d[i] < 0);
+      if (consensus) std::fill(divisor, divisor + size, 0.0f);
+      if (kind.consensus == Consensus::kSum) {
+        for (const float* d : weighted) {
+          for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
+        }
+        for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
+        std::fill(mixed, mixed + size, 0.0f);
+      } else if (kind.consensus == Consensus::kCount) {
+        for (const float* d : weighted) {
+          for (size_t i = 0; i < size; ++i) mixed[i] += static_cast<float>(d[i] > 0) - static_cast<float>(d[i] < 0);
+        }
+        for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
+        std::fill(mixed, mixed + size, 0.0f);
       }
-      for (size_t i = 0; i < size; ++i) majority[i] = 2.0f * static_cast<float>(mixed[i] >= 0) - 1.0f;
-      std::fill(mixed, mixed + size, 0.0f);
-    }
-    for (size_t k = 0; k < weighted.size(); ++k) {
-      const float* d = weighted[k];
-      const float w = plans[k].weight;
-      if (consensus) {
+      for (size_t k = 0; k < weighted.size(); ++k) {
+        const float* d = weighted[k];
+        const float w = plans[k].weight;
+        if (consensus) {
+          for (size_t i = 0; i < size; ++i) {
+            // A zero has no sign and never agrees with the elected one.
+            const auto agrees = static_cast<float>((d[i] * majority[i]) > 0.0f);
+            mixed[i] += d[i] * agrees;
+            divisor[i] += w * agrees;
+          }
+        } else {
+          for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
+        }
+      }
+      if (normalize && consensus) {
         for (size_t i = 0; i < size; ++i) {
-          // A zero has no sign and never agrees with the elected one.
-          const auto agrees = static_cast<float>((d[i] * majority[i]) > 0.0f);
-          mixed[i] += d[i] * agrees;
-          divisor[i] += w * agrees;
+          const float div = divisor[i] + static_cast<float>(divisor[i] == 0);  // 0 → 1
+          mixed[i] = b[i] + (mixed[i] / div) * lambda;
         }
       } else {
-        for (size_t i = 0; i < size; ++i) mixed[i] += d[i];
+        const float scale = (normalize ? 1.0f / total_weight : 1.0f) * lambda;
+        for (size_t i = 0; i < size; ++i) mixed[i] = b[i] + mixed[i] * scale;
       }
     }
-    float total_weight = 0;
-    for (const auto& p : plans) total_weight += p.weight;
-    if (!consensus && std::fabs(total_weight) < 1e-8f) total_weight = 1;
-    if (normalize && consensus) {
-      for (size_t i = 0; i < size; ++i) {
-        const float div = divisor[i] + static_cast<float>(divisor[i] == 0);  // 0 → 1
-        mixed[i] = b[i] + (mixed[i] / div) * lambda;
-      }
-    } else {
-      const float scale = (normalize ? 1.0f / total_weight : 1.0f) * lambda;
-      for (size_t i = 0; i < size; ++i) mixed[i] = b[i] + mixed[i] * scale;
-    }
-    sink(offset, mixed, count);
+    sink(offset, out, count);
   });
 }
 

@@ -206,9 +206,8 @@ TEST(Merge, TensorsLargerThanOneChunkMatchMergekit) {
 // cuts. mergekit breaks them by torch's unstable argsort, an order torch
 // does not define; cpt-train keeps the lower index, as a stable sort does,
 // and equals mergekit whose sort is made stable.
-TEST(Merge, TiesOnBf16ModelsMatchesMergekitAtTheDensityCut) {
+void expect_bf16_cuts_match_mergekit(const testing::TinyLlama& shape) {
   testing::TempDir dir;
-  const testing::TinyLlama shape;
   const std::string base = dir.file("base"), a = dir.file("a"), b = dir.file("b");
   testing::write_model(base, shape, 1, 0.0f, io::Dtype::kBF16);
   testing::write_model(a, shape, 2, 0.05f, io::Dtype::kBF16);
@@ -229,6 +228,19 @@ TEST(Merge, TiesOnBf16ModelsMatchesMergekitAtTheDensityCut) {
       base, a, b));
   run(crumbs, dir.file("crumbs"));
   expect_mergekit(crumbs, dir.file("crumbs"), 0, "--stable-sort");
+}
+
+TEST(Merge, TiesOnBf16ModelsMatchesMergekitAtTheDensityCut) { expect_bf16_cuts_match_mergekit({}); }
+
+// Tensors of many of the methods' inner blocks and past one chunk: the
+// index where equal values switch sides of a cut falls inside a block.
+TEST(Merge, TiesOnBf16ModelsLargerThanOneChunkMatchMergekitAtTheDensityCut) {
+  testing::TinyLlama big;
+  big.vocab = 2100;
+  big.hidden = 512;  // embed and lm_head: 1,075,200 elements, past the 2^20 chunk
+  big.intermediate = 96;
+  big.layers = 1;
+  expect_bf16_cuts_match_mergekit(big);
 }
 
 TEST(Merge, OutputIsAnHfModelWithTheExpectedNamesShapesAndFiles) {

@@ -12,8 +12,13 @@
 
 namespace cpt::merge {
 
+// Elements a worker merges at a time: chunks start at multiples of this,
+// and each is handed to the ChunkSink whole (the last one may be shorter).
+constexpr int64_t kMergeChunk = 1 << 20;
+
 struct TensorInput {
   // Copies elements [offset, offset + count) as fp32 into `out`; thread-safe.
+  // A method reads each chunk's ranges in ascending order.
   std::function<void(int64_t offset, int64_t count, float* out)> read;
   std::map<std::string, double> params;  // per-model: weight, density, gamma
 };
