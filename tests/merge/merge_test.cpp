@@ -4,11 +4,15 @@
 
 #include "cpt/merge/merge.h"
 #include "cpt/merge/config.h"
+#include "cpt/merge/methods.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <numeric>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -241,6 +245,73 @@ TEST(Merge, TiesOnBf16ModelsLargerThanOneChunkMatchMergekitAtTheDensityCut) {
   big.intermediate = 96;
   big.layers = 1;
   expect_bf16_cuts_match_mergekit(big);
+}
+
+// TIES of one model onto a zero base keeps the delta where it ranks among
+// the top `density` of |delta| (equal values: lower index first, as a stable
+// descending sort keeps them) and writes 0 elsewhere. The cut is searched
+// from a sample of blocks (every 64th one of 8192 elements) and one pass,
+// or, when the sample misleads, by two exact passes; both must give this.
+std::vector<float> ties_of_one_model(const std::vector<float>& delta, double density) {
+  const MethodInfo& method = find_method("ties");
+  MergeTask task;
+  task.name = "w";
+  task.numel = static_cast<int64_t>(delta.size());
+  for (const auto& def : method.global_params) task.params[def.name] = def.default_value.value_or(0);
+  const std::vector<float> zeros(delta.size(), 0.0f);
+  auto reader = [](const std::vector<float>& values) {
+    return [&values](int64_t offset, int64_t count, float* out) {
+      std::copy_n(values.begin() + offset, count, out);
+    };
+  };
+  task.inputs.push_back({reader(zeros), {{"weight", 1.0}, {"density", 1.0}}});
+  task.inputs.push_back({reader(delta), {{"weight", 1.0}, {"density", density}}});
+  task.base = 0;
+  std::vector<float> out(delta.size(), std::nanf(""));
+  run_merge(method, task, [&](int64_t offset, const float* values, int64_t count) {
+    std::copy_n(values, count, out.begin() + offset);
+  }, 2);
+  return out;
+}
+
+std::vector<float> kept_by_stable_sort(const std::vector<float>& delta, double density) {
+  std::vector<size_t> order(delta.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return std::fabs(delta[a]) > std::fabs(delta[b]); });
+  std::vector<float> kept(delta.size(), 0.0f);
+  const auto keep = static_cast<size_t>(density * static_cast<double>(delta.size()));
+  for (size_t i = 0; i < keep; ++i) kept[order[i]] = delta[order[i]];
+  return kept;
+}
+
+TEST(Merge, TiesCutsAtTheExactRankWhetherTheSampleOfBlocksIsFairOrMisleading) {
+  const int64_t n = (int64_t{1} << 21) + 12345;  // past two chunks, a partial block at the end
+  const int64_t block = 8192, every = 64;
+  // Multiples of 1/64 in (-4, 4): each value is shared by thousands of
+  // elements, so ties straddle every cut.
+  std::vector<float> fair(static_cast<size_t>(n));
+  uint64_t state = 7;
+  for (auto& v : fair) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    v = static_cast<float>(static_cast<int64_t>(state >> 33) % 512 - 256) / 64.0f;
+  }
+  // The sampled blocks hold only small deltas and the rest only large ones:
+  // the sample places each cut far below its rank.
+  std::vector<float> misleading = fair;
+  for (int64_t i = 0; i < n; ++i) {
+    float& v = misleading[static_cast<size_t>(i)];
+    const bool sampled = (i / block) % every == 0;
+    v = sampled ? std::copysign(1.0f / 64, v) : std::copysign(1.0f + std::fabs(v), v);
+  }
+  for (const auto* delta : {&fair, &misleading}) {
+    for (const double density : {0.5, 0.1, 0.97}) {
+      const std::vector<float> ours = ties_of_one_model(*delta, density);
+      const std::vector<float> expected = kept_by_stable_sort(*delta, density);
+      int64_t differ = 0;
+      for (size_t i = 0; i < ours.size(); ++i) differ += ours[i] != expected[i];
+      EXPECT_EQ(differ, 0) << (delta == &fair ? "fair" : "misleading") << " sample, density " << density;
+    }
+  }
 }
 
 TEST(Merge, OutputIsAnHfModelWithTheExpectedNamesShapesAndFiles) {
