@@ -9,9 +9,9 @@
 #include <cstdlib>
 #include <string>
 #include <memory>
+#include <optional>
 
 #include "commands.h"
-#include "cpt/backend/cpu_threads.h"
 #include "cpt/common/error.h"
 #include "cpt/common/log.h"
 #include "cpt/common/strings.h"
@@ -42,7 +42,7 @@ void add_examples(CLI::App& app, const std::vector<std::pair<std::string, std::s
   app.footer(text);
 }
 
-int run(int argc, char** argv) {
+int run_command_line(int argc, char** argv, const CommandLine& line) {
   // Keep freed memory in the heap: glibc otherwise returns every large
   // tensor to the kernel and faults it back in, zeroed, on the next step
   // (a third of a CPU training step went to page faults).
@@ -55,18 +55,7 @@ int run(int argc, char** argv) {
     app.fallthrough();  // --log-level may follow the subcommand
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace | debug | info | warn | error | off")->capture_default_str();
-
-    // `cpt-train --config X` is `cpt-train train --config X`.
-    auto top_train = std::make_unique<TrainArgs>();
-    add_train_flags(app, *top_train);
-    add_examples(app, {{"cpt-train --config configs/medical.yaml --dry-run", "the resolved config and the plan: memory, FLOPs, tokens"},
-                       {"cpt-train --config configs/medical.yaml", "train; run again after a stop and it resumes from the latest checkpoint"},
-                       {"cpt-train eval --checkpoint runs/medical", "the latest checkpoint's loss on the run's eval sets"}});
-
-    std::vector<Command> commands = {
-        add_train_command(app),    add_tokenize_command(app), add_data_command(app),    add_eval_command(app),
-        add_generate_command(app), add_merge_command(app),    add_report_command(app),  add_version_command(app),
-    };
+    const std::vector<Command> commands = line.add_commands(app);
 
     // A misspelt subcommand ("tokenise") would otherwise be taken as stray
     // arguments of the top-level command, or its --help as the top-level help.
@@ -90,22 +79,17 @@ int run(int argc, char** argv) {
       return kExitBadInput;
     }
 
-    // The commands that run the model set their CPU threads first.
-    bool runs_model = !top_train->config.empty();
+    const Command* chosen = nullptr;
     for (const Command& command : commands) {
-      const std::string name = command.app->get_name();
-      // version reports the threads a run would use.
-      runs_model |= command.app->parsed() && (name == "train" || name == "eval" || name == "generate" || name == "version" ||
-                                             name == "merge");
+      if (command.app->parsed()) chosen = &command;
     }
-    if (runs_model) backend::configure_cpu_threads();
-
+    if (line.before_run) line.before_run(chosen != nullptr ? chosen->app->get_name() : "");
     init_logging(log_level, dist::launch_env_from_environment().rank);
-    if (runs_model) spdlog::debug("{}", backend::describe_cpu_threads());
-    for (const Command& command : commands) {
-      if (command.app->parsed()) return command.run();
+    if (line.after_logging) line.after_logging(chosen != nullptr ? chosen->app->get_name() : "");
+    if (chosen != nullptr) return chosen->run();
+    if (line.without_subcommand) {
+      if (const std::optional<int> code = line.without_subcommand()) return *code;
     }
-    if (!top_train->config.empty()) return run_train(*top_train);
     std::fprintf(stderr, "%s", app.help().c_str());
     spdlog::error("no subcommand and no --config given; try `cpt-train --config configs/tiny.yaml --dry-run`");
     return kExitBadInput;

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,21 @@ struct Command {
   CLI::App* app = nullptr;
   std::function<int()> run;
 };
+
+// What one of cpt-train's two executables offers (see cpt/cli/app.h), run
+// by run_command_line: the shared --log-level, the check of the subcommand's
+// name, parsing, and one error line with its exit code.
+struct CommandLine {
+  // Adds the executable's subcommands (and any top-level flags) to `app`.
+  std::function<std::vector<Command>(CLI::App&)> add_commands;
+  // Run with the chosen subcommand's name ("" for none) before and after
+  // logging is set up from --log-level.
+  std::function<void(const std::string&)> before_run, after_logging;
+  // When no subcommand was chosen: an exit code, or none to print the help.
+  std::function<std::optional<int>()> without_subcommand;
+};
+
+int run_command_line(int argc, char** argv, const CommandLine& line);
 
 // Flags shared by `cpt-train --config X` and `cpt-train train --config X`.
 struct TrainArgs {

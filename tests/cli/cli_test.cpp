@@ -299,6 +299,46 @@ TEST(Cli, VersionNamesLibTorch) {
       << one.out;
 }
 
+// cpt-train runs the commands that need no model without LibTorch, and
+// hands the others to cpt-train-torch (cpt/cli/app.h); the dynamic loader's
+// own log says which libraries each command line loaded.
+TEST(Cli, OnlyTheCommandsThatNeedLibTorchLoadIt) {
+  testing::TempDir dir;
+  const std::string run_dir = dir.file("no-run");
+  const std::vector<std::pair<std::string, bool>> cases = {
+      {"tokenize --help", false},
+      {"data --help", false},
+      {"--log-level warn merge --help", false},
+      {"merge --help --log-level=warn", false},
+      {"report " + run_dir, false},  // exits 2: no such run, said without LibTorch
+      {"merge --help --sweep", true},
+      {"version", true},
+      {"--help", true},
+      {"eval --help", true},
+      {"--config " + kConfigs + "tiny.yaml --dry-run", true},
+      {"tokenise", true},  // the full list of commands, for "did you mean"
+  };
+  for (const auto& [args, loads_torch] : cases) {
+    const CommandResult r = run_command("LD_DEBUG=files " + kBinary + " " + args);
+    EXPECT_EQ(r.exit_code, args.rfind("report", 0) == 0 || args == "tokenise" ? 2 : 0) << args << ":\n" << r.err;
+    EXPECT_EQ(r.err.find("file=libtorch_cpu.so") != std::string::npos, loads_torch) << args;
+  }
+}
+
+TEST(Cli, WithoutItsLibTorchHalfCptTrainSaysWhereItLookedAndStillMerges) {
+  testing::TempDir dir;
+  const std::string alone = dir.file("cpt-train");
+  std::filesystem::copy_file(kBinary, alone);
+  const CommandResult r = run_command(alone + " version");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("cannot run '" + dir.file("cpt-train-torch") + "' (No such file or directory)"), std::string::npos)
+      << r.err;
+  const CommandResult help = run_command(alone + " merge --help");
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("--random-seed"), std::string::npos);
+}
+
 TEST(Cli, LogLinesCarryTheRank) {
   // The shards do not exist, so the dry run logs warnings.
   const CommandResult r = run_command("RANK=1 WORLD_SIZE=2 " + kBinary + " --config " + kConfigs +

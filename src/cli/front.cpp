@@ -1,0 +1,64 @@
+// The split described in cpt/cli/app.h: which command lines cpt-train runs
+// itself, and the exec that hands the others to cpt-train-torch.
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "cpt/cli/app.h"
+#include "cpt/common/error.h"
+#include "cpt/common/log.h"
+#include "cpt/dist/env.h"
+
+namespace fs = std::filesystem;
+
+namespace cpt::cli {
+
+namespace {
+
+bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+bool needs_torch(int argc, char** argv) {
+  int i = 1;
+  while (i < argc) {  // a leading --log-level, which the commands also take after their name
+    const std::string arg = argv[i];
+    if (arg == "--log-level" && i + 1 < argc) {
+      i += 2;
+    } else if (starts_with(arg, "--log-level=")) {
+      ++i;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) return true;
+  const std::string command = argv[i];
+  if (command == "tokenize" || command == "data" || command == "report") return false;
+  if (command != "merge") return true;
+  for (int j = i + 1; j < argc; ++j) {
+    const std::string arg = argv[j];
+    if (arg == "--sweep" || starts_with(arg, "--sweep=")) return true;  // scores merges with the model
+  }
+  return false;
+}
+
+void exec_torch_executable(char** argv) {
+  std::error_code error;
+  const fs::path self = fs::read_symlink("/proc/self/exe", error);
+  const fs::path path = (error ? fs::current_path() : self.parent_path()) / kTorchExecutable;
+  ::execv(path.c_str(), argv);
+  const int failure = errno;
+  init_logging("info", dist::launch_env_from_environment().rank);  // to stderr, as every error line
+  spdlog::error("cannot run '{}' ({}): cpt-train runs train, eval, generate and version (everything that needs "
+                "LibTorch) there; install it beside '{}'",
+                path.string(), std::strerror(failure), self.string());
+  std::exit(kExitFailure);
+}
+
+}  // namespace cpt::cli
