@@ -1,15 +1,18 @@
 #include "cpt/merge/merge.h"
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -378,6 +381,81 @@ nlohmann::json merged_model_config(const Planner& planner, io::Dtype dtype) {
   return model_config;
 }
 
+// Asks the kernel for the inputs of the next tensors while the merge
+// computes the current one, from a thread of its own: with a cold page
+// cache, the merge's page faults otherwise read each file a few pages at a
+// time, waiting for every read, and the disk idles while it computes.
+// Requests stay at most `window` bytes ahead of the tensor being merged.
+class ReadAhead {
+ public:
+  struct Range {
+    const uint8_t* data;
+    size_t size;
+  };
+
+  ReadAhead(std::vector<std::vector<Range>> tensors, size_t window) : tensors_(std::move(tensors)), window_(window) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~ReadAhead() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // The merge starts tensor `index` (in plan order).
+  void merging(size_t index) {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      merging_ = index;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  void run() {
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    constexpr size_t kPiece = size_t{8} << 20;
+    for (size_t t = 0; t < tensors_.size(); ++t) {
+      size_t bytes = 0;
+      for (const Range& r : tensors_[t]) bytes += r.size;
+      {
+        // Wait until tensor t starts within the window of the one merged.
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] {
+          if (stop_) return true;
+          size_t ahead = 0;
+          for (size_t u = merging_; u < t; ++u) {
+            for (const Range& r : tensors_[u]) ahead += r.size;
+          }
+          return t <= merging_ || ahead + bytes <= window_;
+        });
+        if (stop_) return;
+      }
+      for (const Range& r : tensors_[t]) {
+        for (size_t at = 0; at < r.size; at += kPiece) {
+          const auto begin = reinterpret_cast<uintptr_t>(r.data + at) & ~(page - 1);
+          const auto end = reinterpret_cast<uintptr_t>(r.data + std::min(r.size, at + kPiece));
+          // A hint: a failure only means the pages are read when touched.
+          (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
+        }
+      }
+    }
+  }
+
+  const std::vector<std::vector<Range>> tensors_;
+  const size_t window_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t merging_ = 0;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // Receives each merged chunk of an output tensor (from worker threads).
 using ChunkWriter = std::function<void(const io::TensorSpec& out, int64_t offset, const float* values, int64_t count)>;
 
@@ -401,7 +479,18 @@ MergeReport run_plan(const MethodInfo& method, std::vector<PlannedTensor>& plan,
   for (const auto& p : plan) {
     for (size_t i = 0; i < p.models.size(); ++i) largest = std::max(largest, p.models[i]->find(p.input_names[i]).info->spec.nbytes());
   }
-  for (auto& p : plan) {
+  std::vector<std::vector<ReadAhead::Range>> input_ranges;
+  for (const auto& p : plan) {
+    input_ranges.emplace_back();
+    for (size_t i = 0; i < p.models.size(); ++i) {
+      const io::HfModel::Tensor tensor = p.models[i]->find(p.input_names[i]);
+      input_ranges.back().push_back({tensor.file->data(*tensor.info), tensor.info->spec.nbytes()});
+    }
+  }
+  ReadAhead read_ahead(std::move(input_ranges), std::max<size_t>(2 * largest, size_t{256} << 20));
+  for (size_t index = 0; index < plan.size(); ++index) {
+    read_ahead.merging(index);
+    PlannedTensor& p = plan[index];
     MergeTask& task = p.task;
     task.seed = options.seed;
     size_t tensor_inputs = 0;
