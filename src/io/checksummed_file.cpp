@@ -140,11 +140,6 @@ void ChecksummedFile::write(uint64_t at, const void* bytes, size_t size) {
     crc = crc32c(0, p, size);
     written.get();
   }
-  if (!direct_) {
-    // Start these pages' writeback now: finish()'s fsync then waits for the
-    // last of them, not for the whole file. Errors surface in that fsync.
-    (void)::sync_file_range(fd_, static_cast<off_t>(at), static_cast<off_t>(size), SYNC_FILE_RANGE_WRITE);
-  }
   const std::lock_guard<std::mutex> lock(mutex_);
   pieces_.push_back({at, size, crc});
 }
