@@ -133,10 +133,14 @@ void ChecksummedFile::write(uint64_t at, const void* bytes, size_t size) {
     if (!append_to_stream(at, p, size, crc)) crc = write_staged(at, p, size);
   } else if (size < kOverlapAtLeast) {
     crc = crc32c(0, p, size);
+    const std::lock_guard<std::mutex> one_writer(page_cache_mutex_);
     pwrite_all(fd_, p, size, at, path_);
   } else {
     // The copy into the page cache on one core, the checksum on another.
-    auto written = std::async(std::launch::async, [&] { pwrite_all(fd_, p, size, at, path_); });
+    auto written = std::async(std::launch::async, [&] {
+      const std::lock_guard<std::mutex> one_writer(page_cache_mutex_);
+      pwrite_all(fd_, p, size, at, path_);
+    });
     crc = crc32c(0, p, size);
     written.get();
   }

@@ -71,6 +71,9 @@ class ChecksummedFile {
   std::mutex mutex_;
   std::vector<Piece> pieces_;
   std::map<uint64_t, std::unique_ptr<PartialBlock>> partial_blocks_;
+  // One buffered write at a time: concurrent ones serialise on the file's
+  // lock in the kernel anyway, and the waiters spun there.
+  std::mutex page_cache_mutex_;
   std::mutex stream_mutex_;  // held while a continuing write is copied in
   std::unique_ptr<Stream> stream_;  // O_DIRECT only
 };
