@@ -644,42 +644,56 @@ void task_arithmetic(const MethodInfo& method, const MergeTask& task, const Chun
   find_cuts(task, requests, threads);
 
   if (rescale) {
-    // Keep each delta's L1 norm, as current mergekit does (not 1/density).
+    // Keep each delta's L1 norm, as current mergekit does (not 1/density):
+    // the norms before and after the drop, for every sparse delta in one
+    // pass that reads the base once (per chunk, in index order).
     const int64_t chunks = (n + kChunk - 1) / kChunk;
-    for (auto& p : plans) {
-      if (p.sparsify == Sparsify::kNone) continue;
-      std::vector<double> before(static_cast<size_t>(chunks)), after(static_cast<size_t>(chunks));
+    std::vector<size_t> sparse;
+    for (size_t k = 0; k < plans.size(); ++k) {
+      if (plans[k].sparsify != Sparsify::kNone) sparse.push_back(k);
+    }
+    std::vector<std::vector<double>> before(sparse.size(), std::vector<double>(static_cast<size_t>(chunks)));
+    std::vector<std::vector<double>> after = before;
+    if (!sparse.empty()) {
       for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
         float* x = s.buffer(0, kBlock).data();
         float* b = s.buffer(1, kBlock).data();
         float* mask = s.buffer(2, kBlock).data();
-        double sum = 0, kept = 0;
+        std::vector<double> sum(sparse.size(), 0.0), kept(sparse.size(), 0.0);
         for (int64_t block = 0; block < count; block += kBlock) {
           const int64_t len = std::min(kBlock, count - block);
-          task.inputs[p.input].read(offset + block, len, x);
           base.read(offset + block, len, b);
-          double block_sum = sum, block_kept = kept;  // locals: see slerp
-          if (p.sparsify == Sparsify::kRandom) {
-            random_keep_mask(p.stream, offset + block, static_cast<size_t>(len), random_keep_threshold(p.density), mask);
-            add_abs_deltas(x, b, mask, len, block_sum, block_kept);
-          } else {
-            for (int64_t i = 0; i < len; ++i) {
-              const float d = std::fabs(x[i] - b[i]);
-              block_sum += d;
-              if (p.keep(d, offset + block + i)) block_kept += d;
+          for (size_t j = 0; j < sparse.size(); ++j) {
+            const DeltaPlan& p = plans[sparse[j]];
+            task.inputs[p.input].read(offset + block, len, x);
+            double block_sum = sum[j], block_kept = kept[j];  // locals: see slerp
+            if (p.sparsify == Sparsify::kRandom) {
+              random_keep_mask(p.stream, offset + block, static_cast<size_t>(len), random_keep_threshold(p.density), mask);
+              add_abs_deltas(x, b, mask, len, block_sum, block_kept);
+            } else {
+              for (int64_t i = 0; i < len; ++i) {
+                const float d = std::fabs(x[i] - b[i]);
+                block_sum += d;
+                if (p.keep(d, offset + block + i)) block_kept += d;
+              }
             }
+            sum[j] = block_sum;
+            kept[j] = block_kept;
           }
-          sum = block_sum;
-          kept = block_kept;
         }
-        before[static_cast<size_t>(c)] = sum;
-        after[static_cast<size_t>(c)] = kept;
+        for (size_t j = 0; j < sparse.size(); ++j) {
+          before[j][static_cast<size_t>(c)] = sum[j];
+          after[j][static_cast<size_t>(c)] = kept[j];
+        }
       });
+    }
+    for (size_t j = 0; j < sparse.size(); ++j) {
       double sum = 0, kept = 0;
       for (int64_t c = 0; c < chunks; ++c) {
-        sum += before[static_cast<size_t>(c)];
-        kept += after[static_cast<size_t>(c)];
+        sum += before[j][static_cast<size_t>(c)];
+        kept += after[j][static_cast<size_t>(c)];
       }
+      DeltaPlan& p = plans[sparse[j]];
       if (sum >= 1e-8 && kept >= 1e-8) p.scale = static_cast<float>(sum / kept);
     }
   }
