@@ -241,6 +241,35 @@ struct CutRequest {
   bool ties_from_end = false;
 };
 
+// The distinct inputs the cut requests need, each read once per pass.
+std::vector<size_t> inputs_of(const std::vector<CutRequest>& requests) {
+  std::vector<size_t> inputs;
+  for (const auto& q : requests) {
+    if (std::find(inputs.begin(), inputs.end(), q.input) == inputs.end()) inputs.push_back(q.input);
+  }
+  return inputs;
+}
+
+// For every `stride`-th block of the chunk [offset, offset + count): reads
+// the base into b, then each of `inputs` into x and calls
+// fn(j, block, len) with j its index in `inputs` and block the offset in
+// the chunk.
+template <class F>
+void for_input_blocks(const MergeTask& task, const std::vector<size_t>& inputs, Scratch& s, int64_t offset, int64_t count,
+                      int64_t stride, float*& b, float*& x, F fn) {
+  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
+  b = s.buffer(0, kBlock).data();
+  x = s.buffer(1, kBlock).data();
+  for (int64_t block = 0; block < count; block += kBlock * stride) {
+    const int64_t len = std::min(kBlock, count - block);
+    base.read(offset + block, len, b);
+    for (size_t j = 0; j < inputs.size(); ++j) {
+      task.inputs[inputs[j]].read(offset + block, len, x);
+      fn(j, block, len);
+    }
+  }
+}
+
 // The bits of |x − b|: non-negative floats order like them.
 inline uint32_t abs_delta_bits(float x, float b) {
   const float v = std::fabs(x - b);
@@ -258,29 +287,19 @@ inline uint32_t abs_delta_bits(float x, float b) {
 // bracket (an unrepresentative sample), for those passes.
 std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::vector<CutRequest>& open, int threads) {
   const int64_t n = task.numel;
-  const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   // Every 64th block of a tensor of a chunk or more (two in every chunk),
   // else all of it. Sorting a larger sample (every 16th block) took longer,
   // on one core, than it saved in gathering fewer values.
   const int64_t every = n >= kChunk ? 64 : 1;
-  std::vector<size_t> inputs;
-  for (const auto& q : open) {
-    if (std::find(inputs.begin(), inputs.end(), q.input) == inputs.end()) inputs.push_back(q.input);
-  }
+  const std::vector<size_t> inputs = inputs_of(open);
   std::vector<std::vector<std::vector<uint32_t>>> sampled(inputs.size(), std::vector<std::vector<uint32_t>>(static_cast<size_t>(chunks)));
   for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
-    float* b = s.buffer(0, kBlock).data();
-    float* x = s.buffer(1, kBlock).data();
-    for (int64_t block = 0; block < count; block += kBlock * every) {
-      const int64_t len = std::min(kBlock, count - block);
-      base.read(offset + block, len, b);
-      for (size_t j = 0; j < inputs.size(); ++j) {
-        task.inputs[inputs[j]].read(offset + block, len, x);
-        auto& out = sampled[j][static_cast<size_t>(c)];
-        for (int64_t i = 0; i < len; ++i) out.push_back(abs_delta_bits(x[i], b[i]));
-      }
-    }
+    float *b, *x;
+    for_input_blocks(task, inputs, s, offset, count, every, b, x, [&](size_t j, int64_t, int64_t len) {
+      auto& out = sampled[j][static_cast<size_t>(c)];
+      for (int64_t i = 0; i < len; ++i) out.push_back(abs_delta_bits(x[i], b[i]));
+    });
   });
   // Each cut's bracket [lower, upper]: the sample's values at its rank's
   // fraction p ± (0.005 + six standard errors of a sampled fraction).
@@ -315,27 +334,21 @@ std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::
   std::vector<std::vector<std::vector<Gathered>>> inside(open.size(),
                                                          std::vector<std::vector<Gathered>>(static_cast<size_t>(chunks)));
   for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
-    float* b = s.buffer(0, kBlock).data();
-    float* x = s.buffer(1, kBlock).data();
-    for (int64_t block = 0; block < count; block += kBlock) {
-      const int64_t len = std::min(kBlock, count - block);
-      base.read(offset + block, len, b);
-      for (size_t j = 0; j < inputs.size(); ++j) {
-        task.inputs[inputs[j]].read(offset + block, len, x);
-        for (size_t q = 0; q < open.size(); ++q) {
-          if (open[q].input != inputs[j]) continue;
-          const uint32_t lower = brackets[q].lower, span = brackets[q].upper - brackets[q].lower;
-          auto& kept = inside[q][static_cast<size_t>(c)];
-          int64_t under = 0;
-          for (int64_t i = 0; i < len; ++i) {
-            const uint32_t u = abs_delta_bits(x[i], b[i]);
-            under += u < lower;  // counted without a branch: about half of them are
-            if (u - lower <= span) kept.push_back({u, static_cast<uint32_t>(block + i)});  // rarely taken
-          }
-          below[q][static_cast<size_t>(c)] += under;
+    float *b, *x;
+    for_input_blocks(task, inputs, s, offset, count, 1, b, x, [&](size_t j, int64_t block, int64_t len) {
+      for (size_t q = 0; q < open.size(); ++q) {
+        if (open[q].input != inputs[j]) continue;
+        const uint32_t lower = brackets[q].lower, span = brackets[q].upper - brackets[q].lower;
+        auto& kept = inside[q][static_cast<size_t>(c)];
+        int64_t under = 0;
+        for (int64_t i = 0; i < len; ++i) {
+          const uint32_t u = abs_delta_bits(x[i], b[i]);
+          under += u < lower;  // counted without a branch: about half of them are
+          if (u - lower <= span) kept.push_back({u, static_cast<uint32_t>(block + i)});  // rarely taken
         }
+        below[q][static_cast<size_t>(c)] += under;
       }
-    }
+    });
   });
   std::vector<CutRequest> unresolved;
   for (size_t q = 0; q < open.size(); ++q) {
@@ -391,11 +404,7 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
   if (open.empty()) return;
   open = find_cuts_from_sample(task, open, threads);
   if (open.empty()) return;
-  // Inputs whose |δ| is needed, each once per pass.
-  std::vector<size_t> inputs;
-  for (const auto& q : open) {
-    if (std::find(inputs.begin(), inputs.end(), q.input) == inputs.end()) inputs.push_back(q.input);
-  }
+  const std::vector<size_t> inputs = inputs_of(open);
   const TensorInput& base = task.inputs[static_cast<size_t>(task.base)];
   const size_t buckets = 65536;
   // Pass 1 has a histogram per input, pass 2 one per cut.
@@ -409,37 +418,24 @@ void find_cuts(const MergeTask& task, std::vector<CutRequest> requests, int thre
         task.numel, threads,
         [&](Scratch& s, int64_t, int64_t offset, int64_t count) {
           if (s.counts.empty()) s.counts.assign(histogram.size(), 0);
-          float* b = s.buffer(0, kBlock).data();
-          float* x = s.buffer(1, kBlock).data();
-          for (int64_t block = 0; block < count; block += kBlock) {
-            const int64_t len = std::min(kBlock, count - block);
-            base.read(offset + block, len, b);
-            for (size_t j = 0; j < inputs.size(); ++j) {
-              task.inputs[inputs[j]].read(offset + block, len, x);
-              if (pass == 0) {
-                int64_t* h = s.counts.data() + j * buckets;
-                for (int64_t i = 0; i < len; ++i) {
-                  const float v = std::fabs(x[i] - b[i]);
-                  uint32_t u;
-                  std::memcpy(&u, &v, 4);
-                  ++h[u >> 16];
-                }
-                continue;
-              }
-              for (size_t q = 0; q < open.size(); ++q) {
-                if (open[q].input != inputs[j]) continue;
-                // Only the high half this cut fell in is resolved further.
-                int64_t* h = s.counts.data() + q * buckets;
-                const uint32_t want = high[q];
-                for (int64_t i = 0; i < len; ++i) {
-                  const float v = std::fabs(x[i] - b[i]);
-                  uint32_t u;
-                  std::memcpy(&u, &v, 4);
-                  if ((u >> 16) == want) ++h[u & 0xFFFFu];
-                }
+          float *b, *x;
+          for_input_blocks(task, inputs, s, offset, count, 1, b, x, [&](size_t j, int64_t, int64_t len) {
+            if (pass == 0) {
+              int64_t* h = s.counts.data() + j * buckets;
+              for (int64_t i = 0; i < len; ++i) ++h[abs_delta_bits(x[i], b[i]) >> 16];
+              return;
+            }
+            for (size_t q = 0; q < open.size(); ++q) {
+              if (open[q].input != inputs[j]) continue;
+              // Only the high half this cut fell in is resolved further.
+              int64_t* h = s.counts.data() + q * buckets;
+              const uint32_t want = high[q];
+              for (int64_t i = 0; i < len; ++i) {
+                const uint32_t u = abs_delta_bits(x[i], b[i]);
+                if ((u >> 16) == want) ++h[u & 0xFFFFu];
               }
             }
-          }
+          });
         },
         [&](Scratch& s) {
           if (s.counts.empty()) return;
