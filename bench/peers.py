@@ -6,6 +6,11 @@ one JSON line.
       HF tokenizers' batch encoding (encode_batch_fast, RAYON_NUM_THREADS
       workers) of the SentencePiece MODEL as transformers converts it;
       writes the tokens + EOS per document as uint16, for the comparison.
+  peers.py compare-tokens MODEL OURS.bin PEER.bin
+      where two tokenizations of the same documents (uint16, EOS after each
+      document) differ: tokens, documents, and how many of those documents
+      the two split with equal total piece scores (ties the Viterbi may
+      break either way) under the SentencePiece MODEL.
   peers.py loader SEQ_LEN MICRO RUN MIX TIMED WORKERS CACHE PREFIX:WEIGHT...
       megatron-core's GPTDataset + BlendedDataset for a run of RUN samples,
       behind a torch DataLoader of WORKERS processes: start-up to the first
@@ -47,6 +52,36 @@ def tokenize_hf(model, jsonl, out):
     ids = np.concatenate([np.array(e.ids + [eos], dtype=np.uint16) for e in encodings])
     ids.tofile(out)
     print(json.dumps({"read_s": read_s, "encode_s": encode_s, "tokens": int(ids.size)}))
+
+
+def compare_tokens(model, ours_bin, peer_bin):
+    import math
+    import numpy as np
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    proto = import_protobuf().ModelProto()
+    with open(model, "rb") as f:
+        proto.ParseFromString(f.read())
+    scores = [p.score for p in proto.pieces]
+    eos = proto.trainer_spec.eos_id
+    ours, peer = np.fromfile(ours_bin, dtype=np.uint16), np.fromfile(peer_bin, dtype=np.uint16)
+    result = {"tokens": int(ours.size), "peer_tokens": int(peer.size)}
+    if ours.size == peer.size:
+        result["tokens_differ"] = int((ours != peer).sum())
+    documents = [np.split(ids, np.flatnonzero(ids == eos) + 1) for ids in (ours, peer)]
+    if len(documents[0]) != len(documents[1]):
+        sys.exit(f"compare-tokens: {len(documents[0]) - 1} documents in {ours_bin}, {len(documents[1]) - 1} in {peer_bin}")
+    differ = ties = 0
+    for a, b in zip(*documents):
+        if a.size == b.size and (a == b).all():
+            continue
+        differ += 1
+        # Equal within the float32 rounding of a Viterbi's running score
+        # (about 6e-8 of it per step), which is where versions part.
+        total_a, total_b = (math.fsum(scores[i] for i in d) for d in (a, b))
+        ties += abs(total_a - total_b) <= 1e-6 * abs(total_a) + 1e-4
+    result.update(documents=len(documents[0]) - 1, documents_differ=differ, documents_tied=ties)
+    print(json.dumps(result))
 
 
 def loader(seq_len, micro, samples, mix, timed, workers, cache, blend):
@@ -182,6 +217,8 @@ def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "tokenize-hf":
         tokenize_hf(*args)
+    elif command == "compare-tokens":
+        compare_tokens(*args)
     elif command == "loader":
         blend = [(p.rsplit(":", 1)[0], float(p.rsplit(":", 1)[1])) for p in args[7:]]
         loader(*(int(a) for a in args[:6]), args[6], blend)

@@ -104,6 +104,26 @@ YAML
   rm -rf "$work/models"
 }
 
+# Where two tokenizations of the same documents differ, and whether each
+# differing document is a tie: both splits with the same total score, which
+# a Viterbi may break either way (SentencePiece 0.1.97 and 0.2.3 do).
+token_differences() {
+  local c
+  c=$("$python" bench/peers.py compare-tokens "$@")
+  "$python" -c "
+import json, sys
+c = json.loads(sys.argv[1])
+if c['tokens'] != c['peer_tokens']:
+    print(f\"{c['tokens']:,} vs {c['peer_tokens']:,} tokens, {c['documents_differ']:,} of {c['documents']:,} documents differ\", end='')
+elif c['tokens_differ'] == 0:
+    print('the same tokens, other .idx', end='')
+else:
+    print(f\"{c['tokens_differ']:,} of {c['tokens']:,} tokens differ, in {c['documents_differ']:,} of {c['documents']:,} documents\", end='')
+if c['documents_differ']:
+    untied = c['documents_differ'] - c['documents_tied']
+    print('; all ties (the same total score)' if untied == 0 else f'; {untied:,} of them not ties')" "$c"
+}
+
 tokenize_section() {
   echo "## Tokenize: cpt-train tokenize vs Megatron-LM preprocess_data.py and HF tokenizers"
   echo
@@ -124,7 +144,7 @@ with open(sys.argv[2], 'w', encoding='utf-8') as out:
     --character_coverage=0.9995 --byte_fallback=true --input_sentence_size=100000 --shuffle_input_sentence=true \
     --num_threads="$n" --minloglevel=2 >/dev/null 2>&1
   scripts/make-tiny-data.sh >/dev/null
-  echo "Input: $(du -m "$jsonl" | cut -f1) MB of JSONL, $(commas "$(wc -l <"$jsonl")") documents. $n workers each: \`cpt-train tokenize --workers $n --no-bos\` and \`preprocess_data.py --workers $n --append-eod\` (both write .bin/.idx: EOS after each document, no BOS, as Megatron's Llama2Tokenizer does), timed end to end from process start. HF: \`Tokenizer.encode_batch_fast\` with RAYON_NUM_THREADS=$n of the model as transformers converts it, timing the encode call alone (not reading, not writing). Goal: at least 1.5x each, identical tokens."
+  echo "Input: $(du -m "$jsonl" | cut -f1) MB of JSONL, $(commas "$(wc -l <"$jsonl")") documents. $n workers each: \`cpt-train tokenize --workers $n --no-bos\` and \`preprocess_data.py --workers $n --append-eod\` (both write .bin/.idx: EOS after each document, no BOS, as Megatron's Llama2Tokenizer does), timed end to end from process start. HF: \`Tokenizer.encode_batch_fast\` with RAYON_NUM_THREADS=$n of the model as transformers converts it, timing the encode call alone (not reading, not writing). Where tokens differ, each document that differs is checked for a tie: both splits with the same total piece score (within float32 rounding), which the Viterbi may break either way. Goal: at least 1.5x each, identical tokens."
   echo
   echo "| model | tokens | cpt-train | Megatron-LM | speed-up (goal >= 1.5) | identical .bin/.idx | HF tokenizers encode | speed-up (goal >= 1.5) | identical tokens |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -150,13 +170,7 @@ with open(sys.argv[2], 'w', encoding='utf-8') as out:
       peer_s=$(echo "$e - $s" | bc -l)
       same=no
       cmp -s "$work/ours.bin" "$work/megatron_text_document.bin" && cmp -s "$work/ours.idx" "$work/megatron_text_document.idx" && same=yes
-      if [[ $same == no ]]; then
-        same="no: $("$python" -c "
-import numpy as np, sys
-a, b = (np.fromfile(p, dtype=np.uint16) for p in sys.argv[1:])
-print(f'{int((a != b).sum()):,} of {a.size:,} tokens differ' if a.size == b.size else f'{a.size:,} vs {b.size:,} tokens')" \
-          "$work/ours.bin" "$work/megatron_text_document.bin")"
-      fi
+      [[ $same == yes ]] || same="no: $(token_differences "$model" "$work/ours.bin" "$work/megatron_text_document.bin")"
       meg=$(printf '%.1f s | %.2fx (%s) | %s' "$peer_s" "$(ratio "$peer_s" "$ours_s")" "$(verdict "$peer_s >= 1.5 * $ours_s")" "$same")
       rm -f "$work"/megatron_text_document.*
     else
@@ -165,11 +179,7 @@ print(f'{int((a != b).sum()):,} of {a.size:,} tokens differ' if a.size == b.size
     hf=$(RAYON_NUM_THREADS=$n "$python" bench/peers.py tokenize-hf "$model" "$jsonl" "$work/hf.bin")
     hf_s=$(json "$hf" "['encode_s']")
     hf_same=yes
-    cmp -s "$work/ours.bin" "$work/hf.bin" || hf_same="no: $("$python" -c "
-import numpy as np, sys
-a, b = (np.fromfile(p, dtype=np.uint16) for p in sys.argv[1:])
-print(f'{int((a != b).sum()):,} of {a.size:,} tokens differ' if a.size == b.size else f'{a.size:,} vs {b.size:,} tokens')" \
-      "$work/ours.bin" "$work/hf.bin")"
+    cmp -s "$work/ours.bin" "$work/hf.bin" || hf_same="no: $(token_differences "$model" "$work/ours.bin" "$work/hf.bin")"
     printf '| %s | %s | %.1f s | %s | %.1f s | %.2fx (%s) | %s |\n' "$name" "$(commas "$tokens")" "$ours_s" "$meg" \
       "$hf_s" "$(ratio "$hf_s" "$ours_s")" "$(verdict "$hf_s >= 1.5 * $ours_s")" "$hf_same"
     rm -f "$work"/ours.* "$work/hf.bin"
