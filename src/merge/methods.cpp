@@ -48,6 +48,7 @@ TaskArithmeticKind kind_of(const std::string& method) {
 struct Scratch {
   std::deque<std::vector<float>> buffers;  // a deque: growing it keeps references to earlier buffers valid
   std::vector<int64_t> counts;             // per-thread histogram
+  std::vector<uint32_t> bits;              // a block's |x − base| bit patterns, and indices
   std::vector<float>& buffer(size_t i, int64_t size) {
     if (buffers.size() <= i) buffers.resize(i + 1);
     if (buffers[i].size() < static_cast<size_t>(size)) buffers[i].resize(static_cast<size_t>(size));
@@ -117,6 +118,31 @@ void for_chunks(int64_t numel, int threads, F fn, Finish finish = {}) {
   if (error) std::rethrow_exception(error);
 }
 
+// Runs fn(i) for every i in [0, count) on up to `threads` threads: for the
+// few large independent selections a pass ends with (one per input or cut),
+// which on one thread left the other cores idle.
+template <class F>
+void for_each_index(size_t count, int threads, F fn) {
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    try {
+      for (size_t i; (i = next++) < count;) fn(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+      next = count;
+    }
+  };
+  const auto n = static_cast<size_t>(std::max(1, threads));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < std::min(n, count); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 double param(const MergeTask& task, const std::string& name) { return task.params.at(name); }
 
 void linear(const MergeTask& task, const ChunkSink& sink, int threads) {
@@ -142,9 +168,10 @@ void linear(const MergeTask& task, const ChunkSink& sink, int threads) {
   });
 }
 
-// aa += Σx², bb += Σy², ab += Σxy, in index order. Not inlined: inside the
-// chunk's loop GCC kept the sums in memory (they live across the reads'
-// calls), and the loop ran at half speed.
+// aa += Σx², bb += Σy², ab += Σxy, in index order: one sum per chain
+// here, as lanes made SLERP no faster (its passes wait on memory). Not
+// inlined: inside the chunk's loop GCC kept the sums in memory (they live
+// across the reads' calls), and the loop ran at half speed.
 [[gnu::noinline]] void add_products(const float* x, const float* y, int64_t count, double& aa, double& bb, double& ab) {
   double sum_aa = aa, sum_bb = bb, sum_ab = ab;
   for (int64_t i = 0; i < count; ++i) {
@@ -307,7 +334,7 @@ std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::
     uint32_t lower = 0, upper = 0;
   };
   std::vector<Bracket> brackets(open.size());
-  for (size_t j = 0; j < inputs.size(); ++j) {
+  for_each_index(inputs.size(), threads, [&](size_t j) {
     std::vector<uint32_t> values;
     for (auto& piece : sampled[j]) values.insert(values.end(), piece.begin(), piece.end());
     sampled[j].clear();
@@ -324,7 +351,7 @@ std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::
       };
       brackets[q] = {value_at(p - margin, 0), value_at(p + margin, std::numeric_limits<uint32_t>::max())};
     }
-  }
+  });
   // The pass: per cut and chunk, the count below the bracket and the values
   // inside it with their offsets in the chunk (index order).
   struct Gathered {
@@ -335,33 +362,39 @@ std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::
                                                          std::vector<std::vector<Gathered>>(static_cast<size_t>(chunks)));
   for_chunks(n, threads, [&](Scratch& s, int64_t c, int64_t offset, int64_t count) {
     float *b, *x;
+    s.bits.resize(static_cast<size_t>(2 * kBlock));
+    uint32_t* u = s.bits.data();
+    uint32_t* at = u + kBlock;
     for_input_blocks(task, inputs, s, offset, count, 1, b, x, [&](size_t j, int64_t block, int64_t len) {
+      for (int64_t i = 0; i < len; ++i) u[i] = abs_delta_bits(x[i], b[i]);
       for (size_t q = 0; q < open.size(); ++q) {
         if (open[q].input != inputs[j]) continue;
         const uint32_t lower = brackets[q].lower, span = brackets[q].upper - brackets[q].lower;
-        auto& kept = inside[q][static_cast<size_t>(c)];
-        int64_t under = 0;
-        for (int64_t i = 0; i < len; ++i) {
-          const uint32_t u = abs_delta_bits(x[i], b[i]);
-          under += u < lower;  // counted without a branch: about half of them are
-          if (u - lower <= span) kept.push_back({u, static_cast<uint32_t>(block + i)});  // rarely taken
-        }
+        // Counted in a flat loop that vectorises; the values inside the
+        // bracket (2-5% of them, scattered) are found by a branch-free
+        // compaction of their indices, then gathered.
+        uint32_t under = 0;
+        for (int64_t i = 0; i < len; ++i) under += u[i] < lower;
         below[q][static_cast<size_t>(c)] += under;
+        size_t found = 0;
+        for (int64_t i = 0; i < len; ++i) {
+          at[found] = static_cast<uint32_t>(i);
+          found += u[i] - lower <= span;
+        }
+        auto& kept = inside[q][static_cast<size_t>(c)];
+        for (size_t k = 0; k < found; ++k) kept.push_back({u[at[k]], static_cast<uint32_t>(block) + at[k]});
       }
     });
   });
-  std::vector<CutRequest> unresolved;
-  for (size_t q = 0; q < open.size(); ++q) {
+  std::vector<char> resolved(open.size(), 0);
+  for_each_index(open.size(), threads, [&](size_t q) {
     int64_t under = 0, in_bracket = 0;
     for (int64_t c = 0; c < chunks; ++c) {
       under += below[q][static_cast<size_t>(c)];
       in_bracket += static_cast<int64_t>(inside[q][static_cast<size_t>(c)].size());
     }
     const int64_t rank = open[q].rank - under;  // among the bracket's values
-    if (rank < 0 || rank >= in_bracket) {
-      unresolved.push_back(open[q]);
-      continue;
-    }
+    if (rank < 0 || rank >= in_bracket) return;
     std::vector<uint32_t> values;
     values.reserve(static_cast<size_t>(in_bracket));
     for (const auto& piece : inside[q]) {
@@ -386,6 +419,11 @@ std::vector<CutRequest> find_cuts_from_sample(const MergeTask& task, const std::
         --needed;
       }
     }
+    resolved[q] = 1;
+  });
+  std::vector<CutRequest> unresolved;
+  for (size_t q = 0; q < open.size(); ++q) {
+    if (resolved[q] == 0) unresolved.push_back(open[q]);
   }
   return unresolved;
 }
@@ -522,14 +560,27 @@ double uniform(uint64_t stream, int64_t index) { return static_cast<double>(rand
 // when bits < ceil(density·2⁵³) (both sides exact in a double).
 uint64_t random_keep_threshold(double density) { return static_cast<uint64_t>(std::ceil(std::ldexp(density, 53))); }
 
-// mask[i] = 1 where DARE keeps element offset+i, else 0. The hash's 64-bit
-// multiplies vectorise only with AVX2 or AVX-512 (x86-64-v3, -v4), so the loop is cloned for
-// them and picked at load time (GCC; the fuzz build's clang takes the
-// portable loop).
+// DARE's rescale sums are kept in kLanes interleaved partial sums (element
+// i in lane i % kLanes) and the lanes added in order at the end of each
+// call: one double sum in index order is a chain of dependent additions
+// that ran at one element per add latency, and that loop was a fifth of a
+// DARE merge. The order is fixed by the element indices alone (every block
+// starts at a multiple of kLanes), so results do not depend on threads.
+constexpr int64_t kLanes = 8;
+
+// The loops below are cloned for AVX2 and AVX-512 (x86-64-v3, -v4) and
+// picked at load time (GCC; the fuzz build's clang takes the portable
+// loop). The lanes add in the same order in every clone, and the products
+// by the 0/1 mask are exact, so every clone gives the same sums.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define CPT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CPT_VECTOR_CLONES
 #endif
-void random_keep_mask(uint64_t stream, int64_t offset, size_t count, uint64_t threshold, float* mask) {
+
+// mask[i] = 1 where DARE keeps element offset+i, else 0. The hash's 64-bit
+// multiplies vectorise only with AVX2 or AVX-512, hence the clones.
+CPT_VECTOR_CLONES void random_keep_mask(uint64_t stream, int64_t offset, size_t count, uint64_t threshold, float* mask) {
   for (size_t i = 0; i < count; ++i) {
     mask[i] = random_bits(stream, offset + static_cast<int64_t>(i)) < threshold ? 1.0f : 0.0f;
   }
@@ -541,20 +592,30 @@ uint64_t stream_for(const MergeTask& task, size_t input) {
   return h ^ (0xD1B54A32D192ED03ULL * (input + 1));
 }
 
-// sum += Σ|x − b|, kept += Σ|x − b|·mask (mask 0 or 1), in index order.
-// A product, not a branch on the mask: the draws are random, and a branch
-// was mispredicted at every other element. Not inlined, so that the sums stay
-// in registers (see add_products).
-[[gnu::noinline]] void add_abs_deltas(const float* x, const float* b, const float* mask, int64_t count, double& sum,
+// sum += Σ|x − b|, kept += Σ|x − b|·mask (mask 0 or 1), in kLanes lanes.
+// A product, not a branch on the mask: the draws are
+// random, and a branch was mispredicted at every other element. Not
+// inlined, so that the sums stay in registers.
+[[gnu::noinline]] CPT_VECTOR_CLONES void add_abs_deltas(const float* x, const float* b, const float* mask, int64_t count, double& sum,
                                       double& kept) {
-  double all = sum, masked = kept;
-  for (int64_t i = 0; i < count; ++i) {
-    const float d = std::fabs(x[i] - b[i]);
-    all += d;
-    masked += d * mask[i];
+  double all[kLanes] = {}, masked[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) {
+    for (int64_t k = 0; k < kLanes; ++k) {
+      const float d = std::fabs(x[i + k] - b[i + k]);
+      all[k] += d;
+      masked[k] += d * mask[i + k];
+    }
   }
-  sum = all;
-  kept = masked;
+  for (int64_t k = 0; i + k < count; ++k) {
+    const float d = std::fabs(x[i + k] - b[i + k]);
+    all[k] += d;
+    masked[k] += d * mask[i + k];
+  }
+  for (int64_t k = 0; k < kLanes; ++k) {
+    sum += all[k];
+    kept += masked[k];
+  }
 }
 
 // d[i] = factor·(d[i] − b[i]) where |d[i] − b[i]| lies between the cuts,
