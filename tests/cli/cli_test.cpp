@@ -339,6 +339,28 @@ TEST(Cli, WithoutItsLibTorchHalfCptTrainSaysWhereItLookedAndStillMerges) {
   EXPECT_NE(help.out.find("--random-seed"), std::string::npos);
 }
 
+TEST(Cli, TheTorchHalfStartsWithMallocAskingForHugePagesUnlessTheUserSaidOtherwise) {
+  // A stand-in for cpt-train-torch beside a copy of cpt-train prints the
+  // environment it was started with.
+  testing::TempDir dir;
+  const std::string front = dir.file("cpt-train");
+  std::filesystem::copy_file(kBinary, front);
+  testing::TempDir::write_to(dir.file("cpt-train-torch"), "#!/bin/sh\necho \"tunables=$GLIBC_TUNABLES\"\n");
+  std::filesystem::permissions(dir.file("cpt-train-torch"), std::filesystem::perms::owner_all);
+  const auto tunables_seen = [&](const std::string& environment) {
+    const CommandResult r = run_command(environment + " " + front + " version");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(tunables_seen("env -u GLIBC_TUNABLES"), "tunables=glibc.malloc.hugetlb=1\n");
+  EXPECT_EQ(tunables_seen("GLIBC_TUNABLES=glibc.malloc.arena_max=2"),
+            "tunables=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1\n");
+  EXPECT_EQ(tunables_seen("GLIBC_TUNABLES=glibc.malloc.hugetlb=0"), "tunables=glibc.malloc.hugetlb=0\n");
+  // The commands cpt-train runs itself leave the environment as it was.
+  const CommandResult merge_help = run_command("env -u GLIBC_TUNABLES " + front + " merge --help");
+  EXPECT_EQ(merge_help.exit_code, 0) << merge_help.err;
+}
+
 TEST(Cli, LogLinesCarryTheRank) {
   // The shards do not exist, so the dry run logs warnings.
   const CommandResult r = run_command("RANK=1 WORLD_SIZE=2 " + kBinary + " --config " + kConfigs +
