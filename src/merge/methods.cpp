@@ -593,11 +593,11 @@ uint64_t stream_for(const MergeTask& task, size_t input) {
 }
 
 // sum += Σ|x − b|, kept += Σ|x − b|·mask (mask 0 or 1), in kLanes lanes.
-// A product, not a branch on the mask: the draws are
-// random, and a branch was mispredicted at every other element. Not
-// inlined, so that the sums stay in registers.
-[[gnu::noinline]] CPT_VECTOR_CLONES void add_abs_deltas(const float* x, const float* b, const float* mask, int64_t count, double& sum,
-                                      double& kept) {
+// A product, not a branch on the mask: the draws are random, and a branch
+// was mispredicted at every other element. Not inlined, so that the sums
+// stay in registers.
+[[gnu::noinline]] CPT_VECTOR_CLONES void add_abs_deltas(const float* x, const float* b, const float* mask,
+                                                        int64_t count, double& sum, double& kept) {
   double all[kLanes] = {}, masked[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= count; i += kLanes) {
