@@ -86,31 +86,26 @@ struct NoFinish {
   void operator()(Scratch&) const {}
 };
 
-// `finish(scratch)` runs once per worker thread after its last chunk, for
-// per-thread accumulators such as histograms.
-template <class F, class Finish = NoFinish>
-void for_chunks(int64_t numel, int threads, F fn, Finish finish = {}) {
-  const int64_t chunks = (numel + kChunk - 1) / kChunk;
+// Runs worker(claim) on up to min(threads, count) threads, the caller's
+// among them. Each call of claim() hands out the next index of [0, count),
+// each once; at count or above none is left. The first exception stops the
+// claims and is rethrown here.
+template <class Worker>
+void share_indices(int64_t count, int threads, Worker worker) {
   std::atomic<int64_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
+  auto claim = [&next] { return next++; };
   auto work = [&] {
-    std::unique_ptr<Scratch> owned = scratch_pool().acquire();
-    Scratch& scratch = *owned;
     try {
-      for (int64_t c; (c = next++) < chunks;) {
-        const int64_t offset = c * kChunk;
-        fn(scratch, c, offset, std::min(kChunk, numel - offset));
-      }
-      finish(scratch);
+      worker(claim);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (!error) error = std::current_exception();
-      next = chunks;
+      next = count;
     }
-    scratch_pool().release(std::move(owned));
   };
-  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
+  const int n = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, count)));
   std::vector<std::thread> pool;
   for (int t = 1; t < n; ++t) pool.emplace_back(work);
   work();
@@ -118,29 +113,31 @@ void for_chunks(int64_t numel, int threads, F fn, Finish finish = {}) {
   if (error) std::rethrow_exception(error);
 }
 
-// Runs fn(i) for every i in [0, count) on up to `threads` threads: for the
-// few large independent selections a pass ends with (one per input or cut),
+// `finish(scratch)` runs once per worker thread after its last chunk, for
+// per-thread accumulators such as histograms.
+template <class F, class Finish = NoFinish>
+void for_chunks(int64_t numel, int threads, F fn, Finish finish = {}) {
+  const int64_t chunks = (numel + kChunk - 1) / kChunk;
+  share_indices(chunks, threads, [&](auto& claim) {
+    std::unique_ptr<Scratch> scratch = scratch_pool().acquire();
+    for (int64_t c; (c = claim()) < chunks;) {
+      const int64_t offset = c * kChunk;
+      fn(*scratch, c, offset, std::min(kChunk, numel - offset));
+    }
+    finish(*scratch);
+    scratch_pool().release(std::move(scratch));
+  });
+}
+
+// fn(i) for every i in [0, count), on up to `threads` threads: for the few
+// large independent selections a pass ends with (one per input or cut),
 // which on one thread left the other cores idle.
 template <class F>
 void for_each_index(size_t count, int threads, F fn) {
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    try {
-      for (size_t i; (i = next++) < count;) fn(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-      next = count;
-    }
-  };
-  const auto n = static_cast<size_t>(std::max(1, threads));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < std::min(n, count); ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-  if (error) std::rethrow_exception(error);
+  const auto n = static_cast<int64_t>(count);
+  share_indices(n, threads, [&](auto& claim) {
+    for (int64_t i; (i = claim()) < n;) fn(static_cast<size_t>(i));
+  });
 }
 
 double param(const MergeTask& task, const std::string& name) { return task.params.at(name); }
