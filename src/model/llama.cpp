@@ -19,6 +19,66 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
 // empty one.
 torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Tensor() : t; }
 
+// W's gradient g^T x for a projection y = x W^T (g, x as 2-D (tokens,
+// features)). Where W already has a .grad of its dtype (DataParallel gives
+// every parameter one, a view of its flat buffer), the GEMM adds into it
+// (addmm_, beta 1), as Megatron's gradient accumulation fusion does, and
+// nothing is returned: autograd would otherwise compute the product into a
+// fresh tensor and then add it into .grad, two more passes over the
+// gradient and a fresh allocation per matrix per step. DataParallel's
+// hooks run after W's accumulator, which still runs (with no input), so
+// they see the sum. Without a .grad (a first backward outside
+// DataParallel), or while autograd records the backward itself, the
+// product is returned as Linear's backward returns it.
+torch::Tensor weight_gradient(const torch::Tensor& weight, const torch::Tensor& g2d, const torch::Tensor& x2d) {
+  torch::Tensor grad = weight.grad();  // a saved leaf unpacks to the parameter itself
+  if (grad.defined() && !torch::GradMode::is_enabled() && grad.scalar_type() == g2d.scalar_type() &&
+      grad.sizes() == weight.sizes() && grad.is_contiguous()) {
+    grad.addmm_(g2d.t(), x2d);
+    return {};
+  }
+  return g2d.t().mm(x2d);
+}
+
+// x W^T + b with weight_gradient's backward. Bias is empty where there is none.
+struct ProjectionFunction : public torch::autograd::Function<ProjectionFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias) {
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["bias"] = bias.numel() > 0;
+    return at::linear(x, weight, unwrap(bias));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& weight = saved[1];
+    const auto& g = grad_outputs[0];
+    const auto g2d = g.reshape({-1, g.size(-1)});
+    torch::Tensor grad_x, grad_weight, grad_bias;
+    if (ctx->needs_input_grad(0)) grad_x = g.matmul(weight);
+    if (ctx->needs_input_grad(1)) grad_weight = weight_gradient(weight, g2d, x.reshape({-1, x.size(-1)}));
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) grad_bias = g2d.sum(0);
+    return {grad_x, grad_weight, grad_bias};
+  }
+};
+
+// Under autocast the weights are cast on the way in, so they are not the
+// leaves weight_gradient accumulates into: there, and where no gradient is
+// wanted, the plain linear.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {}) {
+  if (!torch::GradMode::is_enabled() || !weight.requires_grad() ||
+      backend::autocast_state(x.device().type()).enabled) {
+    return at::linear(x, weight, bias);
+  }
+  return ProjectionFunction::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
+}
+
+torch::Tensor project(const torch::Tensor& x, const torch::nn::Linear& layer) {
+  return project(x, layer->weight, layer->bias);
+}
+
 // RoPE in HF's convention, x * cos + rotate_half(x) * sin with
 // rotate_half(x1, x2) = (-x2, x1), written as x * cos + (x2, x1) * sin_signed
 // where sin_signed = (-sin, sin) over the two halves of head_dim and
@@ -148,7 +208,7 @@ struct NormThenProject : public torch::autograd::Function<NormThenProject> {
       if (!g.defined()) continue;
       const auto& w = saved[2 + i];
       const auto g2d = g.reshape({-1, g.size(-1)});
-      grad_weights[i] = g2d.t().mm(y2d);
+      grad_weights[i] = weight_gradient(w, g2d, y2d);
       if (saved[5 + i].numel() > 0) grad_biases[i] = g2d.sum(0).to(saved[5 + i].scalar_type());
       grad_y = grad_y.defined() ? grad_y.addmm_(g2d, w) : g2d.mm(w);
     }
@@ -216,7 +276,7 @@ struct SwiGluDown : public torch::autograd::Function<SwiGluDown> {
     {
       torch::AutoGradMode grad_on(true);
       const auto product = torch::silu(gate) * up;
-      grad_w_down = g2d.t().mm(product.detach().reshape({-1, product.size(-1)}));
+      grad_w_down = weight_gradient(w_down, g2d, product.detach().reshape({-1, product.size(-1)}));
       grads = torch::autograd::grad({product}, {gate, up}, {g2d.mm(w_down).view(product.sizes())});
     }
     return {grads[0], grads[1], grad_w_down};
@@ -289,8 +349,9 @@ AttentionImpl::AttentionImpl(const Shape& s)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& documents) {
-  return o_proj_(
-      attention_core(q_proj_(x), k_proj_(x), v_proj_(x), cos, sin, documents, heads_, kv_heads_, head_dim_, window_));
+  return project(attention_core(project(x, q_proj_), project(x, k_proj_), project(x, v_proj_), cos, sin, documents,
+                                heads_, kv_heads_, head_dim_, window_),
+                 o_proj_);
 }
 
 MlpImpl::MlpImpl(const Shape& s) {
@@ -300,7 +361,7 @@ MlpImpl::MlpImpl(const Shape& s) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj_(torch::silu(gate_proj_(x)) * up_proj_(x));
+  return project(torch::silu(project(x, gate_proj_)) * project(x, up_proj_), down_proj_);
 }
 
 BlockImpl::BlockImpl(const Shape& s) {
@@ -333,7 +394,7 @@ torch::Tensor BlockImpl::forward_selective(const torch::Tensor& x, const torch::
   const auto attended = AttentionCoreFunction::apply(qkv[0], qkv[1], qkv[2], cos, sin,
                                                      documents.defined() ? documents : torch::empty({0}), attn->heads_,
                                                      attn->kv_heads_, attn->window_);
-  const auto h = x + attn->o_proj_(attended);
+  const auto h = x + project(attended, attn->o_proj_);
   const auto gate_up = NormThenProject::apply(h, post_attention_layernorm_->weight(), mlp_->gate_proj_->weight,
                                               mlp_->up_proj_->weight, empty, empty, empty, empty,
                                               post_attention_layernorm_->eps());
@@ -427,7 +488,7 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
     }
   }
   h = norm_(h);
-  return (lm_head_ ? lm_head_(h) : at::linear(h, embed_tokens_->weight)).to(torch::kFloat);
+  return (lm_head_ ? project(h, lm_head_) : project(h, embed_tokens_->weight)).to(torch::kFloat);
 }
 
 }  // namespace cpt::model
