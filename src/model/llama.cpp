@@ -29,7 +29,9 @@ torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Te
 // hooks run after W's accumulator, which still runs (with no input), so
 // they see the sum. Without a .grad (a first backward outside
 // DataParallel), or while autograd records the backward itself, the
-// product is returned as Linear's backward returns it.
+// product is returned as Linear's backward returns it. So
+// torch::autograd::grad() with respect to a weight that has a .grad would
+// not see it: nothing here asks for weight gradients that way.
 torch::Tensor weight_gradient(const torch::Tensor& weight, const torch::Tensor& g2d, const torch::Tensor& x2d) {
   torch::Tensor grad = weight.grad();  // a saved leaf unpacks to the parameter itself
   if (grad.defined() && !torch::GradMode::is_enabled() && grad.scalar_type() == g2d.scalar_type() &&

@@ -1,5 +1,6 @@
 #include "cpt/train/data_parallel.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+
+#include "cpt/train/adamw_kernel.h"
 
 namespace cpt::train {
 
@@ -68,8 +71,13 @@ DataParallel::DataParallel(dist::ProcessGroup& group, const NamedTensors& parame
   owned_begin_ = sharded_here ? total / world * group.rank() : 0;
   owned_end_ = sharded_here ? owned_begin_ + total / world : total;
   const int64_t owned = owned_end_ - owned_begin_;
+  update_in_one_pass_ = mixed() && compute_dtype_ == torch::kBFloat16 && flat_params_.is_cpu() && world == 1;
   master_ = mixed() ? torch::zeros({owned}, options.dtype(torch::kFloat)) : flat_params_.narrow(0, owned_begin_, owned);
-  main_grads_ = mixed() || sharded_here ? torch::zeros({owned}, options.dtype(torch::kFloat)) : flat_grads_;
+  if (update_in_one_pass_) {
+    main_grads_ = flat_grads_;  // the optimizer reads the bf16 gradients as they are
+  } else {
+    main_grads_ = mixed() || sharded_here ? torch::zeros({owned}, options.dtype(torch::kFloat)) : flat_grads_;
+  }
 
   // Buckets close at parameter boundaries, in flat (reverse) order.
   Buckets& b = *buckets_;
@@ -129,7 +137,9 @@ std::vector<ParamSlice> DataParallel::owned_slices() const {
       master = master.view(p.sizes());
       grad = grad.view(p.sizes());
     }
-    slices.push_back({name, master, grad, begin - offsets_[i], p.dim() >= 2});
+    ParamSlice slice{name, master, grad, begin - offsets_[i], p.dim() >= 2, {}};
+    if (update_in_one_pass_) slice.publish = flat_params_.narrow(0, offsets_[i], p.numel()).view(p.sizes());
+    slices.push_back(std::move(slice));
   }
   return slices;
 }
@@ -172,7 +182,7 @@ void DataParallel::finish_gradient_sync() {
   torch::NoGradGuard no_grad;
   const int world = group_.size();
   if (world == 1) {
-    if (mixed()) main_grads_.copy_(flat_grads_);
+    if (mixed() && !update_in_one_pass_) main_grads_.copy_(flat_grads_);
     return;
   }
   if (zero1_) {
@@ -205,14 +215,36 @@ void DataParallel::finish_gradient_sync() {
   main_grads_.div_(static_cast<double>(world));
 }
 
-torch::Tensor DataParallel::reduce_statistics_and_clip(const torch::Tensor& local_loss, bool stop, double max_norm) {
+namespace {
+
+// Σ x² of a host bf16 buffer over both cores, in fixed blocks: the same
+// value whatever the number of threads.
+double host_bf16_sum_of_squares(const torch::Tensor& flat) {
+  constexpr int64_t kBlock = 1 << 20;
+  const auto* x = reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>());
+  const int64_t n = flat.numel(), blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      partial[static_cast<size_t>(b)] = bf16_sum_of_squares(x + b * kBlock, static_cast<size_t>(std::min(kBlock, n - b * kBlock)));
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  return total;
+}
+
+}  // namespace
+
+torch::Tensor DataParallel::reduce_statistics(const torch::Tensor& local_loss, bool stop, double max_norm) {
   torch::NoGradGuard no_grad;
   const int world = group_.size();
   const auto options = torch::TensorOptions().dtype(torch::kDouble).device(main_grads_.device());
   // One flat norm over the main gradients (one kernel). Without ZeRO-1
   // every rank holds the same full gradients and contributes 1/N of the
   // square; with it, the square of its own range.
-  auto squares = main_grads_.norm(2).to(torch::kDouble).square();
+  auto squares = update_in_one_pass_ ? torch::full({}, host_bf16_sum_of_squares(main_grads_), options)
+                                     : main_grads_.norm(2).to(torch::kDouble).square();
   if (world > 1 && !zero1_) squares = squares / static_cast<double>(world);
   auto stats = torch::stack({local_loss.detach().to(options).reshape({}), torch::full({}, stop ? 1.0 : 0.0, options),
                              squares.reshape({})});
@@ -220,13 +252,14 @@ torch::Tensor DataParallel::reduce_statistics_and_clip(const torch::Tensor& loca
   const auto loss = stats[0] / static_cast<double>(world);
   const auto norm = stats[2].sqrt();
   const auto nonfinite = torch::logical_not(torch::isfinite(loss).logical_and(torch::isfinite(norm))).to(torch::kDouble);
-  if (max_norm > 0) main_grads_.mul_((max_norm / (norm + 1e-6)).clamp_max(1.0).to(torch::kFloat));
-  return torch::stack({loss, stats[1], norm, nonfinite});
+  // torch.nn.utils.clip_grad_norm_'s factor, applied by the optimizer.
+  const auto clip = max_norm > 0 ? (max_norm / (norm + 1e-6)).clamp_max(1.0) : torch::ones({}, options);
+  return torch::stack({loss, stats[1], norm, nonfinite, clip});
 }
 
 void DataParallel::publish_parameters() {
   torch::NoGradGuard no_grad;
-  if (mixed()) flat_params_.narrow(0, owned_begin_, owned_end_ - owned_begin_).copy_(master_);
+  if (mixed() && !update_in_one_pass_) flat_params_.narrow(0, owned_begin_, owned_end_ - owned_begin_).copy_(master_);
   if (!zero1_ || group_.size() == 1) return;
   const int64_t range = owned_end_ - owned_begin_;
   std::vector<torch::Tensor> ranges;

@@ -388,11 +388,12 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   phases.start(StepPhases::kCommunication);
   replicas.finish_gradient_sync();
   // Every rank has as many tokens, so the global mean is the mean of the ranks'.
-  const torch::Tensor stats = replicas.reduce_statistics_and_clip(local_loss, options.stop, options.grad_clip);
+  const torch::Tensor stats = replicas.reduce_statistics(local_loss, options.stop, options.grad_clip);
   phases.start(StepPhases::kOptimizer);
   // A non-finite loss or norm makes the fused kernel skip the update on
-  // every rank (they share the statistics); the weights stay the last finite ones.
-  optimizer.step(options.lr, stats[3].to(torch::kFloat));
+  // every rank (they share the statistics); the weights stay the last
+  // finite ones. The clipping factor scales the gradients as it reads them.
+  optimizer.step(options.lr, stats[3].to(torch::kFloat), stats[4].to(torch::kFloat));
   phases.start(StepPhases::kCommunication);  // the cast into the parameters, and ZeRO-1's all-gather
   replicas.publish_parameters();
   phases.stop();

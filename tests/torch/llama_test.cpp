@@ -287,6 +287,43 @@ TEST(Llama, FamilyOptionsGiveTheSameGradientsInEveryRecomputeMode) {
   }
 }
 
+// Two backwards, the second into .grad buffers that already hold values
+// (DataParallel's flat buffer views, mid-accumulation): the projections add
+// their weights' gradients into those buffers inside the GEMM, so each
+// buffer must end as what it held plus the gradient a fresh backward
+// gives, in every recompute mode, for biases and a tied lm_head too; and a
+// backward with no .grad yet must return the gradients as usual.
+TEST(Llama, GradientsAddIntoTheGradBuffersThatAlreadyExist) {
+  torch::manual_seed(0);
+  Shape shape = testing::small_gqa_shape();
+  shape.arch.attention_bias = true;
+  shape.arch.tie_word_embeddings = true;
+  const auto tokens = torch::randint(0, 101, {2, 12}, torch::kLong), targets = torch::randint(0, 101, {2, 12}, torch::kLong);
+  for (const Recompute mode : {Recompute::kNone, Recompute::kFull, Recompute::kSelective}) {
+    Llama llama(shape);
+    llama->init_weights(9);
+    llama->set_activation_checkpointing(mode);
+    const auto backward = [&] {
+      const auto logits = llama->forward(tokens);
+      torch::nn::functional::cross_entropy(logits.view({-1, 101}), targets.view({-1})).backward();
+    };
+    backward();  // no .grad yet: autograd's own accumulation
+    std::map<std::string, torch::Tensor> fresh, held;
+    for (auto& p : llama->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      fresh[p.key()] = p.value().grad().clone();
+      held[p.key()] = torch::randn_like(p.value());
+      p.value().mutable_grad() = held[p.key()].clone();  // a buffer of its own, as a flat-buffer view is
+    }
+    backward();
+    for (auto& p : llama->named_parameters()) {
+      const auto expected = held[p.key()] + fresh[p.key()];
+      EXPECT_TRUE(torch::allclose(p.value().grad(), expected, 1e-5, 1e-6))
+          << p.key() << " mode " << static_cast<int>(mode) << ": " << (p.value().grad() - expected).abs().max();
+    }
+  }
+}
+
 // Each family against transformers: a tiny random model that transformers
 // made and saved loads here with logits equal to transformers' own, and
 // what we save loads back in transformers as the same class with every key.

@@ -135,5 +135,56 @@ TEST(AdamW, FoundInfSkipsTheUpdateWithoutTheHost) {
   for (size_t i = 0; i < skipped.size(); ++i) EXPECT_TRUE(torch::equal(skipped[i].second, straight[i].second)) << i;
 }
 
+// The one-pass host update (slices that publish a bf16 parameter, as
+// DataParallel gives them in bf16 on one process) against the fused kernel
+// on fp32 copies of the same gradients: the same masters to rounding, the
+// bf16 parameter exactly their cast, the clipping scale and a skipped step
+// honoured alike.
+TEST(AdamW, OnePassHostUpdateOfBf16ParametersMatchesTheFusedKernel) {
+  OptimizerConfig config;
+  config.weight_decay = 0.1;
+  NamedTensors reference = make_parameters(c10::Device(c10::DeviceType::CPU));
+  std::vector<ParamSlice> slices;
+  std::vector<torch::Tensor> bf16_grads;
+  for (const auto& [name, p] : reference) {
+    bf16_grads.push_back(torch::zeros(p.sizes(), torch::kBFloat16));
+    slices.push_back({name, p.detach().clone(), bf16_grads.back(), 0, p.dim() >= 2, torch::zeros(p.sizes(), torch::kBFloat16)});
+  }
+  AdamW one_pass(slices, config), fused(reference, config);
+  const auto scale = torch::full({}, 0.5f);  // a power of two: multiplying and dividing by its inverse agree exactly
+  for (int step = 0; step < 4; ++step) {
+    set_gradients(reference, step);
+    for (size_t i = 0; i < reference.size(); ++i) {
+      bf16_grads[i].copy_(reference[i].second.grad());
+      reference[i].second.mutable_grad() = bf16_grads[i].to(torch::kFloat);  // the values the bf16 gradient holds
+    }
+    const auto skip = torch::full({}, step == 2 ? 1.0f : 0.0f);
+    one_pass.step(1e-2 * (step + 1), skip, scale);
+    fused.step(1e-2 * (step + 1), skip, scale);
+  }
+  EXPECT_EQ(one_pass.steps(), 3);
+  for (size_t i = 0; i < slices.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(slices[i].master, reference[i].second.detach(), 1e-6, 1e-7))
+        << slices[i].name << ": " << (slices[i].master - reference[i].second.detach()).abs().max();
+    EXPECT_TRUE(torch::equal(slices[i].publish, slices[i].master.to(torch::kBFloat16))) << slices[i].name;
+    const auto ours = one_pass.state(), theirs = fused.state();
+    // Moments of order 1 (the gradients are N(0, 1)): within an fp32 rounding of each other.
+    EXPECT_TRUE(torch::allclose(ours[2 * i].values, theirs[2 * i].values, 1e-6, 2e-7)) << ours[2 * i].key;
+    EXPECT_TRUE(torch::allclose(ours[2 * i + 1].values, theirs[2 * i + 1].values, 1e-6, 1e-12)) << ours[2 * i + 1].key;
+  }
+}
+
+TEST(AdamW, OnePassHostUpdateRefusesSlicesItCannotUpdate) {
+  const auto master = torch::zeros({4, 4});
+  const auto bf16 = torch::zeros({4, 4}, torch::kBFloat16);
+  ParamSlice publishing{"a", master, bf16, 0, true, bf16.clone()};
+  ParamSlice plain{"b", torch::zeros({4}), torch::zeros({4}), 0, false, {}};
+  EXPECT_THROW(AdamW({publishing, plain}, OptimizerConfig{}), c10::Error) << "all slices publish, or none";
+  ParamSlice strided{"c", master, bf16, 0, true, torch::zeros({4, 8}, torch::kBFloat16).narrow(1, 0, 4)};
+  EXPECT_THROW(AdamW({strided}, OptimizerConfig{}), c10::Error) << "a strided parameter";
+  ParamSlice half_grads{"d", master, torch::zeros({4, 4}, torch::kHalf), 0, true, bf16.clone()};
+  EXPECT_THROW(AdamW({half_grads}, OptimizerConfig{}), c10::Error) << "fp16 gradients";
+}
+
 }  // namespace
 }  // namespace cpt::train

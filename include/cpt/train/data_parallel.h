@@ -7,8 +7,11 @@
 // Parameters and their gradients each live in one flat buffer of the
 // compute dtype, parameters in reverse order so that backward finishes the
 // buffer front to back. Gradients accumulate over micro-batches there
-// (autograd accumulates in the parameter's dtype); the reduction over the
-// ranks is in fp32, into the fp32 main gradients the optimizer reads.
+// (the projections' backward GEMMs add into them directly); the reduction
+// over the ranks is in fp32, into the fp32 main gradients the optimizer
+// reads. One process in bf16 on the host has no main gradients: the
+// optimizer reads the bf16 buffer and writes the bf16 parameters in its
+// one pass (adamw_kernel.h).
 //
 // Without ZeRO-1 the gradient buffer is cut into buckets
 // (distributed.bucket_mb): during the backward of the last micro-batch, a
@@ -51,7 +54,9 @@ class DataParallel {
 
   // What this rank's optimizer updates: the fp32 master weights and main
   // gradients of every parameter whole, or of its ZeRO-1 range cut at
-  // parameter boundaries.
+  // parameter boundaries. bf16 on the host in one process: the bf16
+  // gradients themselves, and the bf16 parameters to `publish`, so the
+  // update is one pass (adamw_kernel.h) with no fp32 gradient copy.
   std::vector<ParamSlice> owned_slices() const;
   bool sharded() const { return zero1_; }
 
@@ -65,16 +70,17 @@ class DataParallel {
   void finish_gradient_sync();
 
   // After finish_gradient_sync: one collective for the step's statistics.
-  // Returns a device tensor (4) of doubles: the mean over the ranks of
+  // Returns a device tensor (5) of doubles: the mean over the ranks of
   // `local_loss` (a device scalar), the number of ranks with `stop` set,
-  // the global L2 norm of the gradients before clipping, and 1 when the
-  // loss or the norm is not finite (else 0). Clips the main gradients to
-  // `max_norm` (<= 0: no clipping) on the device; the host reads nothing.
-  torch::Tensor reduce_statistics_and_clip(const torch::Tensor& local_loss, bool stop, double max_norm);
+  // the global L2 norm of the gradients, 1 when the loss or the norm is not
+  // finite (else 0), and the factor that clips the gradients to `max_norm`
+  // (1 when `max_norm` <= 0), which the optimizer applies as its
+  // grad_scale; the host reads nothing.
+  torch::Tensor reduce_statistics(const torch::Tensor& local_loss, bool stop, double max_norm);
 
   // After the optimizer step: casts this rank's master weights into the
-  // parameters and, with ZeRO-1, all-gathers them so every rank has every
-  // range.
+  // parameters (unless the optimizer wrote them: the slices' `publish`)
+  // and, with ZeRO-1, all-gathers them so every rank has every range.
   void publish_parameters();
 
   // The fp32 master weights of every parameter, whole, in the parameters'
@@ -112,8 +118,10 @@ class DataParallel {
   torch::Tensor flat_params_, flat_grads_;  // compute dtype, the whole model
   int64_t owned_begin_ = 0, owned_end_ = 0;  // this rank's range of the flat buffers
   // fp32, the owned range: views of flat_params_ / flat_grads_ where those
-  // are fp32 and not sharded, else buffers of their own.
+  // are fp32 and not sharded, else buffers of their own. With
+  // update_in_one_pass_, main_grads_ is flat_grads_ (bf16).
   torch::Tensor master_, main_grads_;
+  bool update_in_one_pass_ = false;
   std::vector<int64_t> offsets_;  // of each parameter in the flat buffers
   std::shared_ptr<Buckets> buckets_;
   size_t started_during_backward_ = 0;

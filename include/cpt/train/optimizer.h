@@ -26,9 +26,14 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 struct ParamSlice {
   std::string name;
   torch::Tensor master;
-  torch::Tensor grad;    // fp32, master's shape; undefined: master.grad(), read at each step
+  // master's shape; undefined: master.grad(), read at each step. fp32, or
+  // (with `publish`) the bf16 gradients themselves.
+  torch::Tensor grad;
   int64_t offset = 0;
   bool decayed = false;  // weight decay applies (matrices, not norms)
+  // bf16 on the host, master's shape: the parameter the update also writes,
+  // in the same pass (adamw_kernel.h). Undefined: the caller casts.
+  torch::Tensor publish;
 };
 
 // One moment tensor of the optimizer state and where it sits in its
@@ -52,8 +57,13 @@ class AdamW {
   // once, where the multi-tensor form reads it about ten times. CPU and CUDA
   // both have it. `found_inf`, a device scalar (1: skip), lets the kernel
   // skip the update without the host reading anything; the step count then
-  // stays where it was, on the device too.
-  void step(double lr, const torch::Tensor& found_inf = {});
+  // stays where it was, on the device too. `grad_scale` (a float scalar,
+  // undefined: 1) multiplies the gradients: clipping folded into the update.
+  //
+  // Slices that `publish` are updated by one pass of adamw_update instead,
+  // on the host: gradient read in bf16, clipped, master, moments and the
+  // bf16 parameter written at once.
+  void step(double lr, const torch::Tensor& found_inf = {}, const torch::Tensor& grad_scale = {});
 
   // Updates applied. Reads the device's count: a host sync.
   int64_t steps() const;
@@ -67,8 +77,11 @@ class AdamW {
   void load_state(const MomentReader& read, int64_t steps);
 
  private:
+  void step_on_host(double lr, const torch::Tensor& found_inf, const torch::Tensor& grad_scale);
+
   std::vector<ParamSlice> slices_;
   OptimizerConfig config_;
+  bool on_host_ = false;  // the slices publish: step_on_host
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   // The fused kernel reads the step count from a device scalar per tensor:
   // views of one vector, so one add moves them all.
