@@ -18,7 +18,8 @@ args=(--log-level warn --config configs/tiny.yaml --set tokenizer=
   --set "model={preset: tiny, hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, vocab_size: 8192}"
   --set "data.sources=[{name: random, prefix: $work/random}]" --set data.eval=[] --set data.seq_len=1024
   --set train.global_batch_size=8 --set train.micro_batch_size=4 --set train.steps=3 --set schedule.warmup_steps=1
-  --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 --set checkpoint.keep_last=1)
+  --set checkpoint.every_steps=0 --set logging.every_steps=1 --set eval.every_steps=0 --set checkpoint.keep_last=1
+  --set backend=cpu)
 
 printf '| precision | activation_checkpointing | plan: activations | plan: total | measured peak | plan / measured (goal 0.85-1.15) |\n'
 printf '| --- | --- | --- | --- | --- | --- |\n'

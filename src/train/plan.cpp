@@ -52,12 +52,16 @@ MemoryEstimate estimate(const config::Config& c, int64_t parameters, int world_s
   // compute dtype; in bf16, fp32 master weights and main gradients for the
   // rank's range (all of it without ZeRO-1); with ZeRO-1 on several ranks,
   // the reduce-scatter's fp32 output for the range (and in bf16 one chunk
-  // of fp32 copies per rank in flight).
+  // of fp32 copies per rank in flight). One process on the CPU in bf16 has
+  // no main gradients: its optimizer reads the bf16 ones (adamw_kernel.h).
+  // "auto" is planned as a GPU would run it, the larger.
   const int64_t owned = zero1 ? (parameters + world_size - 1) / world_size : parameters;
   const int64_t chunk_bytes = static_cast<int64_t>(c.distributed.bucket_mb * 1024 * 1024);
+  const bool main_gradients = bf16 && !(world_size == 1 && c.backend == "cpu");
   MemoryEstimate m;
   m.weights = bf16 ? 2 * parameters + 4 * owned : 4 * parameters;
-  m.gradients = bf16 ? 2 * parameters + 4 * owned : 4 * parameters + (zero1 && world_size > 1 ? 4 * owned : 0);
+  m.gradients = bf16 ? 2 * parameters + (main_gradients ? 4 * owned : 0)
+                     : 4 * parameters + (zero1 && world_size > 1 ? 4 * owned : 0);
   if (bf16 && zero1 && world_size > 1) m.gradients += world_size * std::min(chunk_bytes, 4 * owned);
   m.optimizer = 8 * owned;
   m.activations = activation_bytes(c, c.train.activation_checkpointing);

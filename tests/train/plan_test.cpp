@@ -44,6 +44,18 @@ TEST(Plan, ZeroOneShardsTheMasterStateInBf16) {
   EXPECT_EQ(replicated.memory.total(), replicated.memory_without_zero1.total());
 }
 
+// One process on the CPU in bf16 keeps no fp32 main gradients (its
+// optimizer reads the bf16 ones); "auto" may be a GPU and is planned with them.
+TEST(Plan, Bf16OnOneCpuProcessHasNoMainGradients) {
+  const Plan cpu = make_plan(load({"train.global_batch_size=64", "backend=cpu"}, 1), 1);
+  EXPECT_EQ(cpu.memory.gradients, 2 * cpu.parameters);
+  EXPECT_EQ(cpu.memory.weights, 6 * cpu.parameters) << "the fp32 master stays";
+  const Plan maybe_gpu = make_plan(load({"train.global_batch_size=64"}, 1), 1);
+  EXPECT_EQ(maybe_gpu.memory.gradients, 6 * maybe_gpu.parameters);
+  const Plan two_cpu_ranks = make_plan(load({"train.global_batch_size=64", "backend=cpu", "distributed.zero1=false"}, 2), 2);
+  EXPECT_EQ(two_cpu_ranks.memory.gradients, 6 * two_cpu_ranks.parameters) << "ranks reduce into fp32";
+}
+
 TEST(Plan, ZeroOneInFp32ShardsTheMoments) {
   const Plan p = make_plan(load({"train.global_batch_size=64", "train.precision=fp32"}, 8), 8);
   const int64_t owned = (p.parameters + 7) / 8;
