@@ -82,7 +82,9 @@ CPT_VECTOR_CLONES void adamw_update(const AdamWStepScalars& s, size_t n, const f
 // not by threads or the clone.
 CPT_VECTOR_CLONES double bf16_sum_of_squares(const uint16_t* x, size_t n) {
   double total = 0;
-  for (size_t begin = 0; begin < n; begin += kBlock) total += block_sum_of_squares(x + begin, std::min(kBlock, n - begin));
+  for (size_t begin = 0; begin < n; begin += kBlock) {
+    total += block_sum_of_squares(x + begin, std::min(kBlock, n - begin));
+  }
   return total;
 }
 

@@ -226,7 +226,8 @@ double host_bf16_sum_of_squares(const torch::Tensor& flat) {
   std::vector<double> partial(static_cast<size_t>(blocks));
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
     for (int64_t b = first; b < last; ++b) {
-      partial[static_cast<size_t>(b)] = bf16_sum_of_squares(x + b * kBlock, static_cast<size_t>(std::min(kBlock, n - b * kBlock)));
+      const auto count = static_cast<size_t>(std::min(kBlock, n - b * kBlock));
+      partial[static_cast<size_t>(b)] = bf16_sum_of_squares(x + b * kBlock, count);
     }
   });
   double total = 0;

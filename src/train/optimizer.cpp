@@ -37,7 +37,8 @@ AdamW::AdamW(std::vector<ParamSlice> slices, const OptimizerConfig& config)
     }
     TORCH_CHECK(slice.master.scalar_type() == torch::kFloat && slice.publish.scalar_type() == torch::kBFloat16 &&
                     (slice.grad.scalar_type() == torch::kBFloat16 || slice.grad.scalar_type() == torch::kFloat),
-                "AdamW: ", slice.name, ": the one-pass update takes an fp32 master, bf16 or fp32 gradients and a bf16 parameter");
+                "AdamW: ", slice.name,
+                ": the one-pass update takes an fp32 master, bf16 or fp32 gradients and a bf16 parameter");
   }
   for (const auto& slice : slices_) {
     exp_avg_.push_back(torch::zeros_like(slice.master.detach(), torch::MemoryFormat::Contiguous));
@@ -129,10 +130,11 @@ void AdamW::step_on_host(double lr, const torch::Tensor& found_inf, const torch:
     const void* grad = slice.grad.data_ptr();
     at::parallel_for(0, slice.master.numel(), kGrain, [&](int64_t begin, int64_t end) {
       const auto n = static_cast<size_t>(end - begin);
+      float *p = param + begin, *mb = m + begin, *vb = v + begin;
       if (bf16_grad) {
-        adamw_update(s, n, static_cast<const uint16_t*>(grad) + begin, param + begin, m + begin, v + begin, out + begin);
+        adamw_update(s, n, static_cast<const uint16_t*>(grad) + begin, p, mb, vb, out + begin);
       } else {
-        adamw_update(s, n, static_cast<const float*>(grad) + begin, param + begin, m + begin, v + begin, out + begin);
+        adamw_update(s, n, static_cast<const float*>(grad) + begin, p, mb, vb, out + begin);
       }
     });
   }

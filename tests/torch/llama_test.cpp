@@ -298,7 +298,8 @@ TEST(Llama, GradientsAddIntoTheGradBuffersThatAlreadyExist) {
   Shape shape = testing::small_gqa_shape();
   shape.arch.attention_bias = true;
   shape.arch.tie_word_embeddings = true;
-  const auto tokens = torch::randint(0, 101, {2, 12}, torch::kLong), targets = torch::randint(0, 101, {2, 12}, torch::kLong);
+  const auto tokens = torch::randint(0, 101, {2, 12}, torch::kLong);
+  const auto targets = torch::randint(0, 101, {2, 12}, torch::kLong);
   for (const Recompute mode : {Recompute::kNone, Recompute::kFull, Recompute::kSelective}) {
     Llama llama(shape);
     llama->init_weights(9);

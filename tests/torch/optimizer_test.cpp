@@ -148,7 +148,8 @@ TEST(AdamW, OnePassHostUpdateOfBf16ParametersMatchesTheFusedKernel) {
   std::vector<torch::Tensor> bf16_grads;
   for (const auto& [name, p] : reference) {
     bf16_grads.push_back(torch::zeros(p.sizes(), torch::kBFloat16));
-    slices.push_back({name, p.detach().clone(), bf16_grads.back(), 0, p.dim() >= 2, torch::zeros(p.sizes(), torch::kBFloat16)});
+    const auto publish = torch::zeros(p.sizes(), torch::kBFloat16);
+    slices.push_back({name, p.detach().clone(), bf16_grads.back(), 0, p.dim() >= 2, publish});
   }
   AdamW one_pass(slices, config), fused(reference, config);
   const auto scale = torch::full({}, 0.5f);  // a power of two: multiplying and dividing by its inverse agree exactly

@@ -52,7 +52,8 @@ TEST(Plan, Bf16OnOneCpuProcessHasNoMainGradients) {
   EXPECT_EQ(cpu.memory.weights, 6 * cpu.parameters) << "the fp32 master stays";
   const Plan maybe_gpu = make_plan(load({"train.global_batch_size=64"}, 1), 1);
   EXPECT_EQ(maybe_gpu.memory.gradients, 6 * maybe_gpu.parameters);
-  const Plan two_cpu_ranks = make_plan(load({"train.global_batch_size=64", "backend=cpu", "distributed.zero1=false"}, 2), 2);
+  const Plan two_cpu_ranks =
+      make_plan(load({"train.global_batch_size=64", "backend=cpu", "distributed.zero1=false"}, 2), 2);
   EXPECT_EQ(two_cpu_ranks.memory.gradients, 6 * two_cpu_ranks.parameters) << "ranks reduce into fp32";
 }
 
