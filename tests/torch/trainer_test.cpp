@@ -102,6 +102,11 @@ TEST(TrainStep, Bf16ParametersAreTheCastOfTheFp32MasterWeights) {
   DataParallel replicas(*group, parameters, /*zero1=*/true, 1 << 12, torch::kBFloat16);
   AdamW optimizer(replicas.owned_slices(), OptimizerConfig{});
   for (const auto& [name, p] : parameters) EXPECT_EQ(p.scalar_type(), torch::kBFloat16) << name;
+  // One host process: the one-pass update, from the bf16 gradients, with no fp32 main gradients.
+  for (const auto& slice : replicas.owned_slices()) {
+    EXPECT_TRUE(slice.publish.defined()) << slice.name;
+    EXPECT_EQ(slice.grad.scalar_type(), torch::kBFloat16) << slice.name;
+  }
   for (const auto& [name, master] : replicas.full_master_weights()) {
     EXPECT_EQ(master.scalar_type(), torch::kFloat);
     EXPECT_TRUE(torch::equal(master, initial.at(name))) << name << ": the master starts from the fp32 values";
