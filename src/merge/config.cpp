@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
@@ -143,7 +144,9 @@ class Reader {
       const YAML::Node range = node["layer_range"];
       if (!range || !range.IsSequence() || range.size() != 2) fail(node, key + ".layer_range", "needs [begin, end]");
       const double begin = number(range[0], key + ".layer_range"), end = number(range[1], key + ".layer_range");
-      if (begin < 0 || end <= begin || begin != static_cast<int64_t>(begin) || end != static_cast<int64_t>(end)) {
+      // Bounded before the casts below, which are undefined past int64's range.
+      constexpr double kMostLayers = 1 << 20;
+      if (!(begin >= 0) || !(end > begin) || end > kMostLayers || begin != std::floor(begin) || end != std::floor(end)) {
         fail(range, key + ".layer_range", fmt::format("[{}, {}] is not a range of whole layers with begin < end", begin, end));
       }
       slice.layer_range = std::make_pair(static_cast<int64_t>(begin), static_cast<int64_t>(end));

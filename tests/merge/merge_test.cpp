@@ -477,7 +477,10 @@ INSTANTIATE_TEST_SUITE_P(
                  "every linear weight of 'model.embed_tokens.weight' is 0; the merged tensor would be all zeros"},
         BadMerge{"layer_range_past_end", "slices:\n  - sources: [{model: {a}, layer_range: [0, 9]}]\nmerge_method: linear\n"
                                          "parameters: {weight: 1}\n",
-                 "layer_range [0, 9] of '"}),
+                 "layer_range [0, 9] of '"},
+        BadMerge{"layer_range_past_any_model", "slices:\n  - sources: [{model: {a}, layer_range: [0, 3.4e29]}]\n"
+                                               "merge_method: linear\nparameters: {weight: 1}\n",
+                 "is not a range of whole layers with begin < end"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Merge, RefusesToWriteIntoAnInputOrOverAnExistingDirectory) {
