@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "cpt/common/vector_clones.h"
+
 namespace cpt::io {
 
 namespace {
@@ -116,11 +118,6 @@ namespace {
 // reduction vectorises (and beside a copy runs at the copy's speed), where
 // a per-element test and flag did not; the loops are cloned for AVX2 and
 // AVX-512 and picked at load time (GCC; clang takes the portable loop).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CPT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CPT_VECTOR_CLONES
-#endif
 
 template <class Bits>
 inline Bits largest_magnitude(const Bits* from, Bits* to, size_t count) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cpt/common/vector_clones.h"
 #include "cpt/common/error.h"
 #include "cpt/common/strings.h"
 
@@ -569,11 +570,6 @@ constexpr int64_t kLanes = 8;
 // picked at load time (GCC; the fuzz build's clang takes the portable
 // loop). The lanes add in the same order in every clone, and the products
 // by the 0/1 mask are exact, so every clone gives the same sums.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CPT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CPT_VECTOR_CLONES
-#endif
 
 // mask[i] = 1 where DARE keeps element offset+i, else 0. The hash's 64-bit
 // multiplies vectorise only with AVX2 or AVX-512, hence the clones.

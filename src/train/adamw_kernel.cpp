@@ -4,6 +4,8 @@
 #include <bit>
 #include <cmath>
 
+#include "cpt/common/vector_clones.h"
+
 namespace cpt::train {
 
 namespace {
@@ -13,11 +15,6 @@ namespace {
 // -ffp-contract=off (CMakeLists.txt): no clone fuses a multiply and an add,
 // so every clone computes the same correctly rounded fp32 operations in the
 // same order and they agree bit for bit, whatever CPU a rank runs on.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CPT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CPT_VECTOR_CLONES
-#endif
 
 inline float widen(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 inline float widen(float value) { return value; }
