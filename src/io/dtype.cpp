@@ -9,6 +9,11 @@
 
 #include "cpt/common/vector_clones.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define CPT_STREAMING_STORES 1
+#endif
+
 namespace cpt::io {
 
 namespace {
@@ -145,30 +150,146 @@ CPT_VECTOR_CLONES uint64_t largest_magnitude64(const uint64_t* from, uint64_t* t
   return largest_magnitude(from, to, count);
 }
 
+// The magnitude (bits without the sign) from which a value of a float
+// type is NaN or infinite: its exponent all ones.
+uint64_t non_finite_from(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::kF32: return 0x7f800000u;
+    case Dtype::kBF16: return 0x7f80u;
+    case Dtype::kF16: return 0x7c00u;
+    case Dtype::kF64: return 0x7ff0000000000000ull;
+    default: return ~uint64_t{0};  // not a float: nothing to check
+  }
+}
+
 // Copies `count` elements from `src` to `dst` (none when dst is null);
 // whether all of them are finite.
 bool finite_copy(Dtype dtype, const void* src, void* dst, size_t count) {
+  const uint64_t limit = non_finite_from(dtype);
   switch (dtype) {
     case Dtype::kF32:
-      return largest_magnitude32(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), count) < 0x7f800000u;
+      return largest_magnitude32(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), count) < limit;
     case Dtype::kBF16:
-      return largest_magnitude16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), count) < 0x7f80u;
     case Dtype::kF16:
-      return largest_magnitude16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), count) < 0x7c00u;
+      return largest_magnitude16(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), count) < limit;
     case Dtype::kF64:
-      return largest_magnitude64(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), count) <
-             0x7ff0000000000000ull;
+      return largest_magnitude64(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), count) < limit;
     default:
       if (dst != nullptr) std::memcpy(dst, src, count * dtype_bits(dtype) / 8);
       return true;
   }
 }
 
+// The streaming copy's body: `blocks` 64-byte blocks from `from` to `to`
+// (64-byte aligned) with non-temporal stores, which write whole lines
+// without first reading them into the cache, as an ordinary store must.
+// Returns the largest magnitude of the 16- or 32-bit values copied.
+using StreamKernel = uint32_t (*)(const uint8_t* from, uint8_t* to, size_t blocks);
+
+#ifdef CPT_STREAMING_STORES
+
+template <class Lane>
+uint32_t largest_lane(const Lane* lanes, size_t count) {
+  Lane largest = 0;
+  for (size_t i = 0; i < count; ++i) largest = std::max(largest, lanes[i]);
+  return largest;
+}
+
+__attribute__((target("avx512f,avx512bw"))) uint32_t stream_avx512_16(const uint8_t* from, uint8_t* to,
+                                                                       size_t blocks) {
+  const __m512i magnitude = _mm512_set1_epi16(0x7fff);
+  __m512i largest = _mm512_setzero_si512();
+  for (size_t b = 0; b < blocks; ++b) {
+    const __m512i v = _mm512_loadu_si512(from + 64 * b);
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(to + 64 * b), v);
+    largest = _mm512_max_epu16(largest, _mm512_and_si512(v, magnitude));
+  }
+  alignas(64) uint16_t lanes[32];
+  _mm512_store_si512(lanes, largest);
+  _mm_sfence();  // the streamed lines are visible before whatever this thread does next
+  return largest_lane(lanes, 32);
+}
+
+__attribute__((target("avx512f"))) uint32_t stream_avx512_32(const uint8_t* from, uint8_t* to, size_t blocks) {
+  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+  __m512i largest = _mm512_setzero_si512();
+  for (size_t b = 0; b < blocks; ++b) {
+    const __m512i v = _mm512_loadu_si512(from + 64 * b);
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(to + 64 * b), v);
+    largest = _mm512_max_epu32(largest, _mm512_and_si512(v, magnitude));
+  }
+  _mm_sfence();
+  return _mm512_reduce_max_epu32(largest);
+}
+
+__attribute__((target("avx2"))) uint32_t stream_avx2_16(const uint8_t* from, uint8_t* to, size_t blocks) {
+  const __m256i magnitude = _mm256_set1_epi16(0x7fff);
+  __m256i largest = _mm256_setzero_si256();
+  for (size_t b = 0; b < 2 * blocks; ++b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + 32 * b));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(to + 32 * b), v);
+    largest = _mm256_max_epu16(largest, _mm256_and_si256(v, magnitude));
+  }
+  alignas(32) uint16_t lanes[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), largest);
+  _mm_sfence();
+  return largest_lane(lanes, 16);
+}
+
+__attribute__((target("avx2"))) uint32_t stream_avx2_32(const uint8_t* from, uint8_t* to, size_t blocks) {
+  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
+  __m256i largest = _mm256_setzero_si256();
+  for (size_t b = 0; b < 2 * blocks; ++b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + 32 * b));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(to + 32 * b), v);
+    largest = _mm256_max_epu32(largest, _mm256_and_si256(v, magnitude));
+  }
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), largest);
+  _mm_sfence();
+  return largest_lane(lanes, 8);
+}
+
+// The kernel this CPU runs for 16- or 32-bit elements, or null.
+StreamKernel stream_kernel(size_t bits) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx512) return bits == 16 ? stream_avx512_16 : stream_avx512_32;
+  if (avx2) return bits == 16 ? stream_avx2_16 : stream_avx2_32;
+  return nullptr;
+}
+
+#else
+
+StreamKernel stream_kernel(size_t) { return nullptr; }
+
+#endif
+
 }  // namespace
 
 bool copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count) { return finite_copy(dtype, src, dst, count); }
 
 bool all_finite(Dtype dtype, const void* data, size_t count) { return finite_copy(dtype, data, nullptr, count); }
+
+bool stream_copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count) {
+  const bool checked_16_or_32 = dtype == Dtype::kF32 || dtype == Dtype::kBF16 || dtype == Dtype::kF16;
+  const size_t element = dtype_bits(dtype) / 8;
+  const auto target = reinterpret_cast<uintptr_t>(dst);
+  const StreamKernel kernel = checked_16_or_32 ? stream_kernel(element * 8) : nullptr;
+  if (kernel == nullptr || target % element != 0) return finite_copy(dtype, src, dst, count);
+  // An ordinary copy up to the first 64-byte line of the target, the lines
+  // streamed, and an ordinary copy of what is left of the last one.
+  const size_t head = std::min(count, (64 - target % 64) % 64 / element);
+  const size_t blocks = (count - head) * element / 64;
+  const size_t streamed = blocks * 64 / element;
+  const auto* from = static_cast<const uint8_t*>(src);
+  auto* to = static_cast<uint8_t*>(dst);
+  bool finite = finite_copy(dtype, from, to, head);
+  finite &= kernel(from + head * element, to + head * element, blocks) < non_finite_from(dtype);
+  const size_t done = head + streamed;
+  finite &= finite_copy(dtype, from + done * element, to + done * element, count - done);
+  return finite;
+}
 
 std::optional<Dtype> parse_torch_dtype(const std::string& name) {
   static const std::pair<const char*, Dtype> names[] = {

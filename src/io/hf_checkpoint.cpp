@@ -70,13 +70,18 @@ bool parallel_copy_if_finite(Dtype dtype, const void* src, void* dst, int64_t co
   // a thread's early stop close to the first non-finite value.
   constexpr int64_t kSlice = int64_t{1} << 16;
   const size_t element = dtype_bits(dtype) / 8;
+  // Past a core's cache, the target's lines are streamed: a resume's
+  // gigabytes would evict each other before the first step reads them.
+  constexpr size_t kStreamBytes = size_t{1} << 20;
+  const bool stream = static_cast<size_t>(count) * element >= kStreamBytes;
+  const auto copy = stream ? stream_copy_if_finite : copy_if_finite;
   const auto* source = static_cast<const uint8_t*>(src);
   auto* target = static_cast<uint8_t*>(dst);
   std::atomic<bool> finite{true};
   at::parallel_for(0, count, kSlice, [&](int64_t begin, int64_t end) {
     for (int64_t at = begin; at < end && finite.load(std::memory_order_relaxed); at += kSlice) {
       const size_t offset = static_cast<size_t>(at) * element;
-      if (!copy_if_finite(dtype, source + offset, target + offset, static_cast<size_t>(std::min(kSlice, end - at)))) {
+      if (!copy(dtype, source + offset, target + offset, static_cast<size_t>(std::min(kSlice, end - at)))) {
         finite = false;
       }
     }

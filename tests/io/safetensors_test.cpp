@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <limits>
 
 #include <cmath>
@@ -197,6 +199,58 @@ TEST(Dtype, AllFiniteAndCopyIfFiniteFindOneNanOrInfinityAnywhereInEachFloatType)
   }
   const int32_t integers[] = {0x7f800000, -1};
   EXPECT_TRUE(all_finite(Dtype::kI32, integers, 2));  // not floats: nothing to check
+}
+
+TEST(Dtype, StreamCopyIfFiniteCopiesAtEveryAlignmentAndFindsABadValueBeforeInAndAfterTheStreamedLines) {
+  // The streamed body starts at the target's first 64-byte line: every
+  // start within a line, lengths around one and several lines, and the
+  // bad value in the ordinary head, the streamed lines and the tail.
+  for (Dtype dtype : {Dtype::kF32, Dtype::kBF16, Dtype::kF16, Dtype::kF64, Dtype::kI32}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const size_t element = dtype_bits(dtype) / 8;
+    const size_t per_line = 64 / element;
+    for (size_t count : {size_t{0}, size_t{1}, per_line - 1, per_line, per_line + 1, 5 * per_line + 3, size_t{4099}}) {
+      std::vector<float> values(count);
+      for (size_t i = 0; i < count; ++i) values[i] = static_cast<float>(i % 89) * (i % 3 ? -0.5f : 3.0f);
+      std::vector<uint8_t> bytes(count * element);
+      const auto encode = [&] {
+        if (dtype == Dtype::kF64) {
+          for (size_t i = 0; i < count; ++i) reinterpret_cast<double*>(bytes.data())[i] = values[i];
+        } else if (dtype == Dtype::kI32) {
+          std::memcpy(bytes.data(), values.data(), bytes.size());  // float bits, never checked
+        } else {
+          from_f32(dtype, values.data(), bytes.data(), count);
+        }
+      };
+      encode();
+      std::vector<uint8_t> buffer(bytes.size() + 128);
+      const size_t line_start = (64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) % 64;
+      for (size_t skew = 0; skew < per_line; ++skew) {
+        uint8_t* target = buffer.data() + line_start + skew * element;
+        SCOPED_TRACE(fmt::format("{} elements, {} past a line", count, skew));
+        std::fill(buffer.begin(), buffer.end(), 0xab);
+        EXPECT_TRUE(stream_copy_if_finite(dtype, bytes.data(), target, count));
+        EXPECT_EQ(0, std::memcmp(target, bytes.data(), bytes.size()));
+        // Nothing written outside the target.
+        EXPECT_TRUE(std::all_of(buffer.data(), target, [](uint8_t b) { return b == 0xab; }));
+        EXPECT_TRUE(std::all_of(target + bytes.size(), buffer.data() + buffer.size(), [](uint8_t b) { return b == 0xab; }));
+        if (count == 0) continue;
+        for (size_t at : {size_t{0}, std::min(count - 1, per_line - skew), count / 2, count - 1}) {
+          const float kept = values[at];
+          values[at] = -std::numeric_limits<float>::infinity();
+          encode();
+          std::fill(buffer.begin(), buffer.end(), 0);
+          EXPECT_EQ(stream_copy_if_finite(dtype, bytes.data(), target, count), dtype == Dtype::kI32) << "at " << at;
+          EXPECT_EQ(0, std::memcmp(target, bytes.data(), bytes.size())) << "at " << at;
+          values[at] = std::numeric_limits<float>::quiet_NaN();
+          encode();
+          EXPECT_EQ(stream_copy_if_finite(dtype, bytes.data(), target, count), dtype == Dtype::kI32) << "at " << at;
+          values[at] = kept;
+          encode();
+        }
+      }
+    }
+  }
 }
 
 struct BadFile {

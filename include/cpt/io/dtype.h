@@ -26,6 +26,12 @@ bool all_finite(Dtype dtype, const void* data, size_t count);
 // Copies `count` elements of `dtype` from `src` to `dst` (which must not
 // overlap) and says whether all were finite, in one pass over the source.
 bool copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count);
+// The same with stores that bypass the cache (non-temporal), for a target
+// far larger than the cache and not read again soon, as a checkpoint's
+// gigabytes are: an ordinary store reads each line of the target before
+// writing it, a third of the copy's memory traffic. Falls back to
+// copy_if_finite where the CPU or type has no streaming kernel.
+bool stream_copy_if_finite(Dtype dtype, const void* src, void* dst, size_t count);
 
 // "bfloat16" / "bf16", "float16" / "fp16" / "half", "float32" / "fp32" / "float",
 // as mergekit and transformers' torch_dtype spell them.

@@ -30,7 +30,8 @@ void load_hf_weights(NamedTensors& tensors, const std::string& dir, bool verify_
 // Copies `count` elements of a float `dtype` from `src` (typically a
 // mapped file) to host memory at `dst` over every core, checking them for
 // NaN and infinity in the same pass (copy_if_finite). Says whether all
-// were finite; stops early when one is not. The load of weights and moments.
+// were finite; stops early when one is not. The load of weights and moments:
+// past 1 MiB its stores bypass the cache (stream_copy_if_finite).
 bool parallel_copy_if_finite(Dtype dtype, const void* src, void* dst, int64_t count);
 
 // Writes the parameters as HF safetensors (model.safetensors, or
