@@ -1,6 +1,8 @@
 #include "cpt/io/checksummed_file.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +61,15 @@ void pwrite_all(int fd, const uint8_t* p, size_t size, uint64_t at, const std::s
   }
 }
 
+// Whether the open file lives in memory (tmpfs, ramfs): there O_DIRECT,
+// which tmpfs accepts since Linux 6.6, is the same copy into the file's
+// pages with our staging copy before it, and no device to spare.
+bool in_memory_file_system(int fd) {
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return false;
+  return fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+}
+
 }  // namespace
 
 struct ChecksummedFile::PartialBlock {
@@ -87,24 +98,22 @@ struct ChecksummedFile::Stream {
 };
 
 ChecksummedFile::ChecksummedFile(std::string path, uint64_t size, Cache cache) : path_(std::move(path)), size_(size) {
-  constexpr int kFlags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
-  if (cache == Cache::kBypass) {
-    fd_ = ::open(path_.c_str(), kFlags | O_DIRECT, 0644);
-    direct_ = fd_ >= 0;
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) system_error("create", path_);
+  if (cache == Cache::kBypass && !in_memory_file_system(fd_)) {
+    const int flags = ::fcntl(fd_, F_GETFL);
+    direct_ = flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0;
     if (direct_) {
-      // Some file systems accept O_DIRECT at open and refuse the write:
-      // one aligned block tells (the real first block overwrites it).
+      // Some file systems accept O_DIRECT and refuse the write: one
+      // aligned block tells (the real first block overwrites it).
       AlignedBuffer probe = aligned_buffer(kBlock);
       std::memset(probe.get(), 0, kBlock);
       if (::pwrite(fd_, probe.get(), kBlock, 0) != static_cast<ssize_t>(kBlock)) {
-        ::close(fd_);
-        fd_ = -1;
         direct_ = false;
+        if (::fcntl(fd_, F_SETFL, flags) != 0) system_error("reopen without O_DIRECT", path_);
       }
     }
   }
-  if (fd_ < 0) fd_ = ::open(path_.c_str(), kFlags, 0644);
-  if (fd_ < 0) system_error("create", path_);
   if (!direct_ && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) system_error("size", path_);
   if (direct_) stream_ = std::make_unique<Stream>();
 }

@@ -15,8 +15,9 @@
 // from a raw `dd`, however small the tensors. Other writes stage their
 // whole blocks on their own; bytes that do not cover a whole 4 KiB block
 // wait in memory until their block is complete. Where O_DIRECT is refused,
-// the file is written through the page cache, each piece's write beside
-// its checksum.
+// and on tmpfs and ramfs (no device: the staging copy would only add to
+// the copy into the file's pages), the file is written through the page
+// cache, each piece's write beside its checksum.
 
 #include <cstdint>
 #include <map>
