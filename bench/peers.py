@@ -166,6 +166,14 @@ def checkpoint(checkpoint_dir, work, pause="0"):
         if float(pause) > 0:
             os.sync()
             time.sleep(float(pause))
+        # Touch and free 2.5x the bytes about to be written, as
+        # bench_checkpoint does before its writes: on a VM that returns freed
+        # memory to its host, pages the guest has not used lately cost a
+        # host fault on first touch (~3 s a GB here), and which writer met
+        # them was an accident of what ran before it.
+        primer = torch.empty(nbytes * 5 // 2, dtype=torch.uint8)
+        primer[::4096].fill_(1)
+        del primer
 
     path = os.path.join(work, "peer.safetensors")
     settle()
