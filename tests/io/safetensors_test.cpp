@@ -232,8 +232,9 @@ TEST(Dtype, StreamCopyIfFiniteCopiesAtEveryAlignmentAndFindsABadValueBeforeInAnd
         EXPECT_TRUE(stream_copy_if_finite(dtype, bytes.data(), target, count));
         EXPECT_EQ(0, std::memcmp(target, bytes.data(), bytes.size()));
         // Nothing written outside the target.
-        EXPECT_TRUE(std::all_of(buffer.data(), target, [](uint8_t b) { return b == 0xab; }));
-        EXPECT_TRUE(std::all_of(target + bytes.size(), buffer.data() + buffer.size(), [](uint8_t b) { return b == 0xab; }));
+        const auto untouched = [](uint8_t b) { return b == 0xab; };
+        EXPECT_TRUE(std::all_of(buffer.data(), target, untouched));
+        EXPECT_TRUE(std::all_of(target + bytes.size(), buffer.data() + buffer.size(), untouched));
         if (count == 0) continue;
         for (size_t at : {size_t{0}, std::min(count - 1, per_line - skew), count / 2, count - 1}) {
           const float kept = values[at];
