@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <stdexcept>
 #include <utility>
 
@@ -188,74 +189,56 @@ using StreamKernel = uint32_t (*)(const uint8_t* from, uint8_t* to, size_t block
 
 #ifdef CPT_STREAMING_STORES
 
+// One template per instruction set; Lane (uint16_t or uint32_t) picks the
+// lanes the magnitudes are compared in.
 template <class Lane>
-uint32_t largest_lane(const Lane* lanes, size_t count) {
-  Lane largest = 0;
-  for (size_t i = 0; i < count; ++i) largest = std::max(largest, lanes[i]);
-  return largest;
-}
-
-__attribute__((target("avx512f,avx512bw"))) uint32_t stream_avx512_16(const uint8_t* from, uint8_t* to,
-                                                                       size_t blocks) {
-  const __m512i magnitude = _mm512_set1_epi16(0x7fff);
+__attribute__((target("avx512f,avx512bw"))) uint32_t stream_avx512(const uint8_t* from, uint8_t* to, size_t blocks) {
+  constexpr bool k16 = sizeof(Lane) == 2;
+  const __m512i magnitude = k16 ? _mm512_set1_epi16(0x7fff) : _mm512_set1_epi32(0x7fffffff);
   __m512i largest = _mm512_setzero_si512();
   for (size_t b = 0; b < blocks; ++b) {
     const __m512i v = _mm512_loadu_si512(from + 64 * b);
     _mm512_stream_si512(reinterpret_cast<__m512i*>(to + 64 * b), v);
-    largest = _mm512_max_epu16(largest, _mm512_and_si512(v, magnitude));
+    const __m512i m = _mm512_and_si512(v, magnitude);
+    if constexpr (k16) {
+      largest = _mm512_max_epu16(largest, m);
+    } else {
+      largest = _mm512_maskz_max_epu32(0xffff, largest, m);  // GCC 12 warns on the unmasked form's undefined operand
+    }
   }
-  alignas(64) uint16_t lanes[32];
+  alignas(64) Lane lanes[64 / sizeof(Lane)];
   _mm512_store_si512(lanes, largest);
   _mm_sfence();  // the streamed lines are visible before whatever this thread does next
-  return largest_lane(lanes, 32);
+  return *std::max_element(std::begin(lanes), std::end(lanes));
 }
 
-__attribute__((target("avx512f"))) uint32_t stream_avx512_32(const uint8_t* from, uint8_t* to, size_t blocks) {
-  const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
-  __m512i largest = _mm512_setzero_si512();
-  for (size_t b = 0; b < blocks; ++b) {
-    const __m512i v = _mm512_loadu_si512(from + 64 * b);
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(to + 64 * b), v);
-    largest = _mm512_max_epu32(largest, _mm512_and_si512(v, magnitude));
-  }
-  _mm_sfence();
-  return _mm512_reduce_max_epu32(largest);
-}
-
-__attribute__((target("avx2"))) uint32_t stream_avx2_16(const uint8_t* from, uint8_t* to, size_t blocks) {
-  const __m256i magnitude = _mm256_set1_epi16(0x7fff);
+template <class Lane>
+__attribute__((target("avx2"))) uint32_t stream_avx2(const uint8_t* from, uint8_t* to, size_t blocks) {
+  constexpr bool k16 = sizeof(Lane) == 2;
+  const __m256i magnitude = k16 ? _mm256_set1_epi16(0x7fff) : _mm256_set1_epi32(0x7fffffff);
   __m256i largest = _mm256_setzero_si256();
   for (size_t b = 0; b < 2 * blocks; ++b) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + 32 * b));
     _mm256_stream_si256(reinterpret_cast<__m256i*>(to + 32 * b), v);
-    largest = _mm256_max_epu16(largest, _mm256_and_si256(v, magnitude));
+    const __m256i m = _mm256_and_si256(v, magnitude);
+    if constexpr (k16) {
+      largest = _mm256_max_epu16(largest, m);
+    } else {
+      largest = _mm256_max_epu32(largest, m);
+    }
   }
-  alignas(32) uint16_t lanes[16];
+  alignas(32) Lane lanes[32 / sizeof(Lane)];
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), largest);
   _mm_sfence();
-  return largest_lane(lanes, 16);
-}
-
-__attribute__((target("avx2"))) uint32_t stream_avx2_32(const uint8_t* from, uint8_t* to, size_t blocks) {
-  const __m256i magnitude = _mm256_set1_epi32(0x7fffffff);
-  __m256i largest = _mm256_setzero_si256();
-  for (size_t b = 0; b < 2 * blocks; ++b) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(from + 32 * b));
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(to + 32 * b), v);
-    largest = _mm256_max_epu32(largest, _mm256_and_si256(v, magnitude));
-  }
-  alignas(32) uint32_t lanes[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), largest);
-  _mm_sfence();
-  return largest_lane(lanes, 8);
+  return *std::max_element(std::begin(lanes), std::end(lanes));
 }
 
 // The kernel this CPU runs for 16- or 32-bit elements, or null.
 StreamKernel stream_kernel(size_t bits) {
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx512) return bits == 16 ? stream_avx512_16 : stream_avx512_32;
-  if (avx2) return bits == 16 ? stream_avx2_16 : stream_avx2_32;
+  if (avx512) return bits == 16 ? stream_avx512<uint16_t> : stream_avx512<uint32_t>;
+  if (avx2) return bits == 16 ? stream_avx2<uint16_t> : stream_avx2<uint32_t>;
   return nullptr;
 }
 
