@@ -110,7 +110,12 @@ ChecksummedFile::ChecksummedFile(std::string path, uint64_t size, Cache cache) :
       std::memset(probe.get(), 0, kBlock);
       if (::pwrite(fd_, probe.get(), kBlock, 0) != static_cast<ssize_t>(kBlock)) {
         direct_ = false;
-        if (::fcntl(fd_, F_SETFL, flags) != 0) system_error("reopen without O_DIRECT", path_);
+        if (::fcntl(fd_, F_SETFL, flags) != 0) {
+          const int error = errno;
+          ::close(fd_);  // the constructor throws: no destructor will
+          errno = error;
+          system_error("clear O_DIRECT on", path_);
+        }
       }
     }
   }
