@@ -6,6 +6,7 @@
 
 #include "cpt/backend/autocast.h"
 #include "cpt/model/attention.h"
+#include "weight_gradient.h"
 
 namespace cpt::model {
 
@@ -18,29 +19,6 @@ torch::nn::Linear linear(int64_t in, int64_t out, bool bias = false) {
 // Function::apply cannot carry undefined tensors: "none" travels as an
 // empty one.
 torch::Tensor unwrap(const torch::Tensor& t) { return t.numel() == 0 ? torch::Tensor() : t; }
-
-// W's gradient g^T x for a projection y = x W^T (g, x as 2-D (tokens,
-// features)). Where W already has a .grad of its dtype (DataParallel gives
-// every parameter one, a view of its flat buffer), the GEMM adds into it
-// (addmm_, beta 1), as Megatron's gradient accumulation fusion does, and
-// nothing is returned: autograd would otherwise compute the product into a
-// fresh tensor and then add it into .grad, two more passes over the
-// gradient and a fresh allocation per matrix per step. DataParallel's
-// hooks run after W's accumulator, which still runs (with no input), so
-// they see the sum. Without a .grad (a first backward outside
-// DataParallel), or while autograd records the backward itself, the
-// product is returned as Linear's backward returns it. So
-// torch::autograd::grad() with respect to a weight that has a .grad would
-// not see it: nothing here asks for weight gradients that way.
-torch::Tensor weight_gradient(const torch::Tensor& weight, const torch::Tensor& g2d, const torch::Tensor& x2d) {
-  torch::Tensor grad = weight.grad();  // a saved leaf unpacks to the parameter itself
-  if (grad.defined() && !torch::GradMode::is_enabled() && grad.scalar_type() == g2d.scalar_type() &&
-      grad.sizes() == weight.sizes() && grad.is_contiguous()) {
-    grad.addmm_(g2d.t(), x2d);
-    return {};
-  }
-  return g2d.t().mm(x2d);
-}
 
 // x W^T + b with weight_gradient's backward. Bias is empty where there is none.
 struct ProjectionFunction : public torch::autograd::Function<ProjectionFunction> {
@@ -458,6 +436,13 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
 
 torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions,
                                  const DocumentSegments& document_segments) {
+  return project(hidden_states(tokens, positions, document_segments), lm_head_weight()).to(torch::kFloat);
+}
+
+const torch::Tensor& LlamaImpl::lm_head_weight() const { return lm_head_ ? lm_head_->weight : embed_tokens_->weight; }
+
+torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                       const DocumentSegments& document_segments) {
   const int64_t batch = tokens.size(0), seq = tokens.size(1);
   torch::Tensor pos = positions.defined()
                           ? positions
@@ -489,8 +474,7 @@ torch::Tensor LlamaImpl::forward(const torch::Tensor& tokens, const torch::Tenso
         break;
     }
   }
-  h = norm_(h);
-  return (lm_head_ ? project(h, lm_head_) : project(h, embed_tokens_->weight)).to(torch::kFloat);
+  return norm_(h);
 }
 
 }  // namespace cpt::model

@@ -25,9 +25,11 @@ int64_t activation_bytes(const config::Config& c, const std::string& recompute) 
   const int64_t tokens = c.train.micro_batch_size * c.data.seq_len;
   const int64_t bytes = c.train.precision == "bf16" ? 2 : 4;  // activations: the parameters' dtype
   const int64_t per_block = tokens * block_values_per_token(s, "none") * bytes;
-  const int64_t logits = 2 * tokens * s.vocab_size * 4;  // fp32 log-softmax and its gradient
-  // Full: the logits and their gradient are gone before the first block
-  // is recomputed, so the larger of the two sits on top of the inputs.
+  // The fused head and loss keep one (tokens, vocab) tensor, the logits'
+  // gradient, from the loss's forward to the head's backward.
+  const int64_t logits = tokens * s.vocab_size * bytes;
+  // Full: the logits' gradient is gone before the first block is
+  // recomputed, so the larger of the two sits on top of the inputs.
   if (recompute == "full") return s.num_hidden_layers * tokens * s.hidden_size * bytes + std::max(per_block, logits);
   return s.num_hidden_layers * tokens * block_values_per_token(s, recompute) * bytes + logits;
 }

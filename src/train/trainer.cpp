@@ -354,23 +354,24 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
   for (size_t m = 0; m < micro_batches.size(); ++m) {
     const auto& b = micro_batches[m];
     phases.start(StepPhases::kForward);
-    // The fp32 logits (micro_batch, seq, vocab) die with this scope: the
-    // loss keeps its log-softmax, and backward needs no second copy.
+    // The LM head runs inside the loss (fused_linear_cross_entropy): the
+    // logits are never kept, only their gradient, until backward.
     const torch::Tensor loss = [&] {
-      torch::Tensor logits;
+      torch::Tensor hidden;
       if (options.document_mask) {
         // run_training finds the documents on the host; other callers' batches may not carry them.
         const model::DocumentSegments documents{b.document_segments.defined() ? b.document_segments
                                                                                : model::document_segments(b.positions.cpu())};
-        logits = model->forward(b.tokens, b.positions, documents);
+        hidden = model->hidden_states(b.tokens, b.positions, documents);
       } else {
-        logits = model->forward(b.tokens);
+        hidden = model->hidden_states(b.tokens, {}, model::DocumentSegments{});
       }
+      hidden = hidden.view({-1, hidden.size(-1)});
       if (!options.source_loss.defined() || !b.source.defined()) {
-        return model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}));
+        return model::fused_linear_cross_entropy(hidden, model->lm_head_weight(), b.targets.view({-1}));
       }
       torch::Tensor token_losses;
-      auto mean = model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), b.targets.view({-1}), token_losses);
+      auto mean = model::fused_linear_cross_entropy(hidden, model->lm_head_weight(), b.targets.view({-1}), &token_losses);
       // Per row, then per source: the mix's own loss curves.
       const auto rows = token_losses.view({b.targets.size(0), -1}).sum(1).to(torch::kDouble);
       options.source_loss.select(1, 0).index_add_(0, b.source, rows);

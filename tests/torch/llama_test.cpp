@@ -169,6 +169,69 @@ TEST(Loss, MeanCrossEntropyAndItsGradientMatchTorchs) {
   EXPECT_THROW(model::mean_cross_entropy(logits, targets.narrow(0, 0, 5)), c10::Error);
 }
 
+// The fused head and loss against the unfused ones (at::linear, then
+// torch's cross_entropy in fp32). 70 rows against 8k or 53 columns: on a CPU
+// the rows go in L2-sized pieces (32 rows of an 8k vocab), so both vocabs
+// cross piece and thread boundaries with a partial last piece.
+void expect_fused_loss_matches_unfused(int64_t vocab, c10::ScalarType dtype, double tolerance) {
+  torch::manual_seed(11);
+  const int64_t rows = 70, dim = 24;
+  const auto hidden = (torch::randn({rows, dim}) * 2.0).to(dtype), weight = torch::randn({vocab, dim}).to(dtype);
+  const auto targets = torch::randint(0, vocab, {rows}, torch::kLong);
+  auto h_ours = hidden.clone().requires_grad_(true), w_ours = weight.clone().requires_grad_(true);
+  auto h_ref = hidden.clone().requires_grad_(true), w_ref = weight.clone().requires_grad_(true);
+  torch::Tensor token_losses;
+  const auto ours = model::fused_linear_cross_entropy(h_ours, w_ours, targets, &token_losses);
+  const auto logits = at::linear(h_ref, w_ref).to(torch::kFloat);
+  const auto theirs = torch::nn::functional::cross_entropy(logits, targets);
+  const auto theirs_each = torch::nn::functional::cross_entropy(
+      logits.detach(), targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  EXPECT_EQ(ours.scalar_type(), torch::kFloat);
+  EXPECT_NEAR(ours.item<double>(), theirs.item<double>(), 1e-5 * theirs.item<double>());
+  EXPECT_FALSE(token_losses.requires_grad());
+  EXPECT_TRUE(torch::allclose(token_losses, theirs_each, 1e-5, 1e-5)) << (token_losses - theirs_each).abs().max();
+  (ours * 0.375).backward();  // a non-unit upstream gradient, as the accumulation share gives
+  (theirs * 0.375).backward();
+  for (const auto& [a, b] : {std::pair{h_ours.grad(), h_ref.grad()}, std::pair{w_ours.grad(), w_ref.grad()}}) {
+    ASSERT_EQ(a.scalar_type(), dtype);
+    const auto diff = (a - b).to(torch::kFloat).abs().max().item<double>();
+    const auto scale = b.to(torch::kFloat).abs().max().item<double>();
+    EXPECT_LE(diff, tolerance * scale) << vocab << " " << dtype;
+  }
+}
+
+TEST(Loss, FusedLinearCrossEntropyMatchesTheHeadThenTorchsLoss) {
+  expect_fused_loss_matches_unfused(8192, torch::kFloat, 1e-5);
+  expect_fused_loss_matches_unfused(53, torch::kFloat, 1e-5);
+  // bf16: the gradient is rounded to bf16 where the unfused one is rounded
+  // by the cast's backward, the same rounding; the GEMMs accumulate
+  // differently.
+  expect_fused_loss_matches_unfused(8192, torch::kBFloat16, 2e-2);
+}
+
+// A weight that already has a .grad (DataParallel's flat buffer) gets the
+// head's gradient added there, as the model's projections do.
+TEST(Loss, FusedLinearCrossEntropyAddsIntoAWeightsGradient) {
+  torch::manual_seed(12);
+  const auto hidden = torch::randn({9, 16}), targets = torch::randint(0, 40, {9}, torch::kLong);
+  auto weight = torch::randn({40, 16}).requires_grad_(true);
+  const auto earlier = torch::randn({40, 16});
+  weight.mutable_grad() = earlier.clone();
+  model::fused_linear_cross_entropy(hidden.requires_grad_(true), weight, targets).backward();
+  auto w_ref = weight.detach().clone().requires_grad_(true);
+  torch::nn::functional::cross_entropy(at::linear(hidden.detach(), w_ref), targets).backward();
+  EXPECT_TRUE(torch::allclose(weight.grad(), earlier + w_ref.grad(), 1e-5, 1e-6))
+      << (weight.grad() - earlier - w_ref.grad()).abs().max();
+}
+
+TEST(Loss, FusedLinearCrossEntropyRejectsMismatchedShapesAndDtypes) {
+  const auto hidden = torch::randn({4, 8}), targets = torch::zeros({4}, torch::kLong);
+  EXPECT_THROW(model::fused_linear_cross_entropy(hidden, torch::randn({10, 7}), targets), c10::Error);
+  EXPECT_THROW(model::fused_linear_cross_entropy(hidden, torch::randn({10, 8}).to(torch::kBFloat16), targets),
+               c10::Error);
+  EXPECT_THROW(model::fused_linear_cross_entropy(hidden, torch::randn({10, 8}), targets.narrow(0, 0, 3)), c10::Error);
+}
+
 // Relative L2 distance and cosine between two gradients, in double.
 std::pair<double, double> distance_and_cosine(const torch::Tensor& a, const torch::Tensor& b) {
   const auto x = a.to(torch::kDouble).flatten(), y = b.to(torch::kDouble).flatten();

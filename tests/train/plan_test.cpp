@@ -74,11 +74,12 @@ TEST(Plan, Llama2On8RanksWithRecomputeFitsIn52GiB) {
 
 // Llama-2-7B, one 4096-token bf16 sequence, per mode: what each block
 // keeps per token (none 7d + 2kv + 4f, selective 4d + 2kv + 2f, full the
-// block input d) times 2 bytes, and the fp32 log-softmax and its gradient
-// (with full recompute they are gone before the first block is rerun).
+// block input d) times 2 bytes, and the logits' gradient in bf16, all the
+// fused head and loss keep of the logits (with full recompute it is gone
+// before the first block is rerun).
 TEST(Plan, ActivationsByRecomputeMode) {
   const int64_t tokens = 4096, none_block = tokens * (7 * 4096 + 2 * 4096 + 4 * 11008) * 2;
-  const int64_t logits = 2LL * tokens * 32000 * 4;
+  const int64_t logits = tokens * 32000 * 2;
   const Plan none = make_plan(load({}), 1);
   const Plan selective = make_plan(load({"train.activation_checkpointing=selective"}), 1);
   const Plan full = make_plan(load({"train.activation_checkpointing=full"}), 1);

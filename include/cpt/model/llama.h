@@ -109,6 +109,14 @@ class LlamaImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions,
                         const DocumentSegments& documents);
 
+  // forward() without the LM head: the final norm's output (batch, seq,
+  // hidden) in the parameters' dtype, for a loss that applies the head
+  // itself (fused_linear_cross_entropy).
+  torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& positions,
+                              const DocumentSegments& documents);
+  // The LM head's matrix (vocab, hidden): embed_tokens' where they are tied.
+  const torch::Tensor& lm_head_weight() const;
+
   // Hugging Face's initialisation: every matrix N(0, 0.02), norms 1.
   void init_weights(uint64_t seed);
 
