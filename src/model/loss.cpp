@@ -38,8 +38,9 @@ struct MeanCrossEntropy : public torch::autograd::Function<MeanCrossEntropy> {
 // One exp per logit: e = exp(x - max) overwrites x, and the loss is
 // log(sum e) + max - x[target]. bf16 logits go through an fp32 copy of
 // the rows (the loss in fp32, as transformers' .float() gives it).
+// Without `gradient`, only the losses (an evaluation).
 void loss_and_gradient(const at::Tensor& logits, const at::Tensor& targets, const at::Tensor& token_losses,
-                       int64_t rows) {
+                       int64_t rows, bool gradient) {
   const bool fp32 = logits.scalar_type() == at::kFloat;
   at::Tensor x = fp32 ? logits : logits.to(at::kFloat);
   const auto t = targets.unsqueeze(1);
@@ -48,6 +49,7 @@ void loss_and_gradient(const at::Tensor& logits, const at::Tensor& targets, cons
   x.sub_(max).exp_();
   const auto sum = x.sum(1, /*keepdim=*/true);
   token_losses.copy_((sum.log() + max - picked).squeeze(1));
+  if (!gradient) return;
   const double inv_rows = 1.0 / static_cast<double>(rows);
   x.mul_(sum.reciprocal().mul_(inv_rows));
   x.scatter_add_(1, t, at::full_like(picked, -inv_rows));
@@ -64,6 +66,27 @@ int64_t rows_per_piece(const at::Tensor& logits) {
   return std::max<int64_t>(1, elements / std::max<int64_t>(logits.size(1), 1));
 }
 
+// Each row's loss (fp32) of logits (rows, vocab), in pieces of rows; with
+// `gradient`, the logits become the gradient of the mean loss.
+at::Tensor losses_over_pieces(const at::Tensor& logits, const at::Tensor& targets, bool gradient) {
+  const int64_t rows = logits.size(0);
+  auto token_losses = at::empty({rows}, logits.options().dtype(at::kFloat));
+  const int64_t piece = rows_per_piece(logits);
+  const auto pieces = [&](int64_t begin, int64_t end) {
+    for (int64_t first = begin; first < end; first += piece) {
+      const int64_t n = std::min(piece, end - first);
+      loss_and_gradient(logits.narrow(0, first, n), targets.narrow(0, first, n), token_losses.narrow(0, first, n),
+                        rows, gradient);
+    }
+  };
+  if (logits.is_cpu()) {
+    at::parallel_for(0, rows, piece, pieces);  // each thread its own pieces; the ops inside run on it alone
+  } else {
+    pieces(0, rows);
+  }
+  return token_losses;
+}
+
 // The LM head and the mean cross-entropy in one autograd node.
 // Forward computes the logits, then each row's loss and, in place over
 // the logits, the gradient of the mean: backward is the head's two GEMMs
@@ -78,21 +101,7 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
                                                 const torch::Tensor& weight, const torch::Tensor& targets) {
     auto gradient = at::mm(hidden, weight.t());  // the logits, until loss_and_gradient
-    const int64_t rows = gradient.size(0);
-    auto token_losses = at::empty({rows}, hidden.options().dtype(at::kFloat));
-    const int64_t piece = rows_per_piece(gradient);
-    const auto pieces = [&](int64_t begin, int64_t end) {
-      for (int64_t first = begin; first < end; first += piece) {
-        const int64_t n = std::min(piece, end - first);
-        loss_and_gradient(gradient.narrow(0, first, n), targets.narrow(0, first, n), token_losses.narrow(0, first, n),
-                          rows);
-      }
-    };
-    if (hidden.is_cpu()) {
-      at::parallel_for(0, rows, piece, pieces);  // each thread its own pieces; the ops inside run on it alone
-    } else {
-      pieces(0, rows);
-    }
+    auto token_losses = losses_over_pieces(gradient, targets, /*gradient=*/true);
     ctx->save_for_backward({gradient, hidden, weight});
     auto mean = token_losses.mean();
     ctx->mark_non_differentiable({token_losses});
@@ -123,6 +132,12 @@ at::Tensor fused_linear_cross_entropy(const at::Tensor& hidden, const at::Tensor
   TORCH_CHECK(weight.dim() == 2 && weight.size(1) == hidden.size(1) && weight.scalar_type() == hidden.scalar_type(),
               "fused_linear_cross_entropy: weight (vocab, ", hidden.size(1), ") of the hidden states' dtype ",
               hidden.scalar_type(), ", got ", weight.sizes(), " ", weight.scalar_type());
+  if (!torch::GradMode::is_enabled() || !(hidden.requires_grad() || weight.requires_grad())) {
+    // An evaluation: no node, no gradient, and the logits die here.
+    auto losses = losses_over_pieces(at::mm(hidden, weight.t()), targets, /*gradient=*/false);
+    if (token_losses != nullptr) *token_losses = losses;
+    return losses.mean();
+  }
   auto outputs = LinearCrossEntropy::apply(hidden, weight, targets);
   if (token_losses != nullptr) *token_losses = outputs[1];
   return outputs[0];

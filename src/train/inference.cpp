@@ -23,6 +23,20 @@ model::Llama load_model(const std::string& dir) {
   return llama;
 }
 
+namespace {
+
+// The mean loss of windows (rows, seq) against their targets, the LM head
+// fused into the loss: no (rows, seq, vocab) fp32 logits, and no
+// log-softmax beside them (at Llama 3's 128k vocabulary, 4 GiB per
+// 4096-token row; the head's bf16 output is 1 GiB).
+torch::Tensor window_loss(model::Llama& model, const torch::Tensor& tokens, const torch::Tensor& targets) {
+  const auto hidden = model->hidden_states(tokens, {}, model::DocumentSegments{});
+  return model::fused_linear_cross_entropy(hidden.view({-1, hidden.size(-1)}), model->lm_head_weight(),
+                                           targets.reshape({-1}));
+}
+
+}  // namespace
+
 PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tokens, int64_t seq_len, int64_t batch,
                             const EvalProgress& on_batch) {
   torch::NoGradGuard no_grad;
@@ -41,10 +55,7 @@ PerplexityResult perplexity(model::Llama& model, const std::vector<int64_t>& tok
       std::memcpy(input[r].data_ptr<int64_t>(), window, static_cast<size_t>(seq_len) * 8);
       std::memcpy(target[r].data_ptr<int64_t>(), window + 1, static_cast<size_t>(seq_len) * 8);
     }
-    const auto logits = model->forward(input);
-    total += torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), target.view({-1}),
-                                                  torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                 .item<double>();
+    total += window_loss(model, input, target).item<double>() * static_cast<double>(target.numel());
     if (on_batch) on_batch(first + rows, windows);
   }
   result.windows = windows;
@@ -81,9 +92,7 @@ PerplexityResult evaluate_windows(model::Llama& model, const data::SourceSamples
       std::memcpy(tokens[r].data_ptr<int64_t>(), window.data(), static_cast<size_t>(seq) * 8);
       std::memcpy(targets[r].data_ptr<int64_t>(), window.data() + 1, static_cast<size_t>(seq) * 8);
     }
-    const auto logits = model->forward(device.to_device(tokens));
-    total += model::mean_cross_entropy(logits.view({-1, logits.size(-1)}), device.to_device(targets).view({-1}))
-                 .item<double>() *
+    total += window_loss(model, device.to_device(tokens), device.to_device(targets)).item<double>() *
              static_cast<double>(rows);
     count += rows;
     if (on_batch) on_batch(std::min(samples, first + rows + micro_batch * (group.size() - 1)), samples);

@@ -224,6 +224,23 @@ TEST(Loss, FusedLinearCrossEntropyAddsIntoAWeightsGradient) {
       << (weight.grad() - earlier - w_ref.grad()).abs().max();
 }
 
+// Without gradients (an evaluation) the same losses come back, with no
+// node behind them.
+TEST(Loss, FusedLinearCrossEntropyWithoutGradientsGivesTheSameLosses) {
+  torch::manual_seed(13);
+  const auto hidden = torch::randn({70, 24}), weight = torch::randn({8192, 24});
+  const auto targets = torch::randint(0, 8192, {70}, torch::kLong);
+  const auto logits = at::linear(hidden, weight);
+  const auto theirs_each = torch::nn::functional::cross_entropy(
+      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+  torch::NoGradGuard no_grad;
+  torch::Tensor token_losses;
+  const auto ours = model::fused_linear_cross_entropy(hidden, weight.requires_grad_(true), targets, &token_losses);
+  EXPECT_FALSE(ours.requires_grad());
+  EXPECT_NEAR(ours.item<double>(), theirs_each.mean().item<double>(), 1e-5 * theirs_each.mean().item<double>());
+  EXPECT_TRUE(torch::allclose(token_losses, theirs_each, 1e-5, 1e-5)) << (token_losses - theirs_each).abs().max();
+}
+
 TEST(Loss, FusedLinearCrossEntropyRejectsMismatchedShapesAndDtypes) {
   const auto hidden = torch::randn({4, 8}), targets = torch::zeros({4}, torch::kLong);
   EXPECT_THROW(model::fused_linear_cross_entropy(hidden, torch::randn({10, 7}), targets), c10::Error);
