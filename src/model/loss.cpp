@@ -90,7 +90,9 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
     const auto& gradient = saved[0];
     const auto& hidden = saved[1];
     const auto& weight = saved[2];
-    const auto scale = grad_outputs[0].to(hidden.scalar_type());  // 0-dim, stays on the device
+    // 0-dim fp32 on the device. Not cast to bf16: the share of a micro-batch
+    // (1/3, say) would then scale every gradient by its rounding.
+    const auto& scale = grad_outputs[0];
     torch::Tensor grad_hidden, grad_weight;
     if (ctx->needs_input_grad(0)) grad_hidden = at::mm(gradient, weight).mul_(scale);
     if (ctx->needs_input_grad(1)) grad_weight = weight_gradient(weight, gradient, hidden * scale);

@@ -194,6 +194,25 @@ TEST(Loss, FusedLinearCrossEntropyMatchesTheHeadThenTorchsLoss) {
   expect_fused_loss_matches_unfused(8192, torch::kBFloat16, 2e-2);
 }
 
+// A micro-batch's share of the loss that bf16 cannot hold (1/3) scales the
+// bf16 gradients by itself, not by its bf16 rounding (0.33398, +0.2%):
+// the gradients of loss/3 are those of the loss over 3, rounded element by
+// element, with no bias in their sum.
+TEST(Loss, FusedLinearCrossEntropyScalesBf16GradientsByTheExactShare) {
+  torch::manual_seed(14);
+  const auto hidden = torch::randn({256, 64}).to(torch::kBFloat16), weight = torch::randn({512, 64}).to(torch::kBFloat16);
+  const auto targets = torch::randint(0, 512, {256}, torch::kLong);
+  const auto gradients = [&](double share) {
+    auto h = hidden.clone().requires_grad_(true), w = weight.clone().requires_grad_(true);
+    (model::fused_linear_cross_entropy(h, w, targets) * share).backward();
+    return std::pair{h.grad().to(torch::kDouble), w.grad().to(torch::kDouble)};
+  };
+  const auto [h_one, w_one] = gradients(1.0);
+  const auto [h_third, w_third] = gradients(1.0 / 3.0);
+  EXPECT_NEAR((h_third.abs().sum() * 3 / h_one.abs().sum()).item<double>(), 1.0, 3e-4);
+  EXPECT_NEAR((w_third.abs().sum() * 3 / w_one.abs().sum()).item<double>(), 1.0, 3e-4);
+}
+
 // A weight that already has a .grad (DataParallel's flat buffer) gets the
 // head's gradient added there, as the model's projections do.
 TEST(Loss, FusedLinearCrossEntropyAddsIntoAWeightsGradient) {
