@@ -51,8 +51,8 @@ at::Tensor losses_over_pieces(const at::Tensor& logits, const at::Tensor& target
   const auto pieces = [&](int64_t begin, int64_t end) {
     for (int64_t first = begin; first < end; first += piece) {
       const int64_t n = std::min(piece, end - first);
-      loss_and_gradient(logits.narrow(0, first, n), targets.narrow(0, first, n), token_losses.narrow(0, first, n),
-                        rows, gradient);
+      loss_and_gradient(logits.narrow(0, first, n), targets.narrow(0, first, n), token_losses.narrow(0, first, n), rows,
+                        gradient);
     }
   };
   if (logits.is_cpu()) {

@@ -371,7 +371,8 @@ StepResult train_step(model::Llama& model, AdamW& optimizer, DataParallel& repli
         return model::fused_linear_cross_entropy(hidden, model->lm_head_weight(), b.targets.view({-1}));
       }
       torch::Tensor token_losses;
-      auto mean = model::fused_linear_cross_entropy(hidden, model->lm_head_weight(), b.targets.view({-1}), &token_losses);
+      auto mean =
+          model::fused_linear_cross_entropy(hidden, model->lm_head_weight(), b.targets.view({-1}), &token_losses);
       // Per row, then per source: the mix's own loss curves.
       const auto rows = token_losses.view({b.targets.size(0), -1}).sum(1).to(torch::kDouble);
       options.source_loss.select(1, 0).index_add_(0, b.source, rows);

@@ -200,7 +200,8 @@ TEST(Loss, FusedLinearCrossEntropyMatchesTheHeadThenTorchsLoss) {
 // element, with no bias in their sum.
 TEST(Loss, FusedLinearCrossEntropyScalesBf16GradientsByTheExactShare) {
   torch::manual_seed(14);
-  const auto hidden = torch::randn({256, 64}).to(torch::kBFloat16), weight = torch::randn({512, 64}).to(torch::kBFloat16);
+  const auto hidden = torch::randn({256, 64}).to(torch::kBFloat16),
+             weight = torch::randn({512, 64}).to(torch::kBFloat16);
   const auto targets = torch::randint(0, 512, {256}, torch::kLong);
   const auto gradients = [&](double share) {
     auto h = hidden.clone().requires_grad_(true), w = weight.clone().requires_grad_(true);

@@ -13,8 +13,8 @@ namespace cpt::model {
 // head then the loss held three (the fp32 logits, the log-softmax kept for
 // backward, and the softmax backward made), and the passes over it drop
 // from seven to three. Without gradients (an evaluation) only the losses
-// are computed. hidden (rows, hidden) and weight (vocab, hidden) share a dtype
-// (fp32 or bf16; the loss is fp32). A weight with a .grad gets its
+// are computed. hidden (rows, hidden) and weight (vocab, hidden) share a
+// dtype (fp32 or bf16; the loss is fp32). A weight with a .grad gets its
 // gradient added there (as the model's projections do). token_losses, if
 // given, receives each row's loss, detached.
 at::Tensor fused_linear_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,

@@ -43,8 +43,9 @@ struct Plan {
 };
 
 // Activations are counted per token for the tensors a Llama block keeps for
-// backward, in the parameters' dtype, plus the logits' gradient (the
-// fused head and loss keep nothing else of the logits), in that dtype too. With d = hidden, kv = the K/V width and f = intermediate:
+// backward, in the parameters' dtype, plus the logits' gradient in that
+// dtype (the fused head and loss keep nothing else of the logits). With
+// d = hidden, kv = the K/V width and f = intermediate:
 // none keeps 7d + 2kv + 4f (norm outputs and normalised inputs, rotated q
 // and k, v, attention's output and its merged-heads copy, gate, up,
 // silu(gate) and their product); selective keeps 4d + 2kv + 2f (block
