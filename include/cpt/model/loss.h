@@ -10,9 +10,9 @@ namespace cpt::model {
 // fp32, without class weights, ignore index or smoothing. One autograd
 // node that never keeps the logits: forward turns them into their
 // gradient in place, so memory holds one (rows, vocab) tensor where the
-// head then the loss held three (the fp32 logits, the log-softmax kept for
-// backward, and the softmax backward made), and the passes over it drop
-// from seven to three. Without gradients (an evaluation) only the losses
+// head then the loss made three, two of them alive at once (the fp32
+// logits, the log-softmax kept for backward, the softmax backward made),
+// and the passes over it drop from seven to three. Without gradients (an evaluation) only the losses
 // are computed. hidden (rows, hidden) and weight (vocab, hidden) share a
 // dtype (fp32 or bf16; the loss is fp32). A weight with a .grad gets its
 // gradient added there (as the model's projections do). token_losses, if
